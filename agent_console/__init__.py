@@ -1,0 +1,1 @@
+"""See ../shared/ARCHITECTURE.md: agent_console."""

@@ -1,0 +1,76 @@
+"""The composition root: every long-lived resource is built here once and closed on exit.
+
+The CLI's ``serve`` builds the services before starting the HTTP server, so a bad database or
+Redis URL stops the program with one line instead of a traceback inside the server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from callcenter.bus import EventBus
+from callcenter.bus.factory import make_bus
+from callcenter.db.engine import make_engine, make_sessionmaker, ping
+from callcenter.ratelimit import RateLimiter, make_rate_limiter
+from callcenter.readiness import StatusAggregator, tcp_banner_check
+from callcenter.settings import Settings
+
+
+@dataclass(slots=True)
+class Services:
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    bus: EventBus
+    rate_limiter: RateLimiter
+    readiness: StatusAggregator
+
+
+def _readiness(settings: Settings, engine: AsyncEngine, bus: EventBus) -> StatusAggregator:
+    agg = StatusAggregator()
+
+    async def database() -> str:
+        await ping(engine)
+        return engine.dialect.name
+
+    async def redis() -> str:
+        await bus.ping()
+        return bus.name
+
+    async def ami() -> str:
+        if settings.ami_host is None:
+            return "built-in PBX simulator"
+        return await tcp_banner_check(
+            settings.ami_host, settings.ami_port, b"Asterisk Call Manager/"
+        )
+
+    agg.add("database", database, required=True)
+    agg.add("redis", redis, required=settings.redis_url is not None)
+    agg.add("ami", ami, required=settings.ami_host is not None)
+    return agg
+
+
+@asynccontextmanager
+async def build_services(settings: Settings) -> AsyncIterator[Services]:
+    """Open the database and the bus (failing fast with one-line errors); close on exit."""
+    async with AsyncExitStack() as stack:
+        engine = make_engine(settings.database_url)
+        stack.push_async_callback(engine.dispose)
+        await ping(engine)
+        bus = make_bus(settings)
+        await bus.start()
+        stack.push_async_callback(bus.close)
+        limiter = make_rate_limiter(settings)
+        stack.push_async_callback(limiter.close)
+        yield Services(
+            settings=settings,
+            engine=engine,
+            sessionmaker=make_sessionmaker(engine),
+            bus=bus,
+            rate_limiter=limiter,
+            readiness=_readiness(settings, engine, bus),
+        )

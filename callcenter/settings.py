@@ -1,0 +1,168 @@
+"""All configuration in one place, read from ``CALLCENTER_*`` environment variables.
+
+Errors are turned into one line naming the variable (``ConfigError``) so that the CLI can stop
+with a readable message instead of a pydantic traceback.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "CALLCENTER_"
+DEV_SECRET = "dev-insecure-secret-change-me"  # noqa: S105 - the refused default, not a secret
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid; ``str()`` is one line naming the variable."""
+
+
+class Mode(StrEnum):
+    """``embedded`` is the laptop/dev mode; ``production`` refuses insecure defaults."""
+
+    EMBEDDED = "embedded"
+    PRODUCTION = "production"
+
+
+def _host_port(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"expected HOST:PORT, got {value!r}")
+    return host, int(port)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="ignore", frozen=True, validate_default=True
+    )
+
+    mode: Mode = Mode.EMBEDDED
+    database_url: str = "sqlite+aiosqlite:///./data/callcenter.db"
+    redis_url: str | None = None
+    redis_prefix: str = "cc"
+    ami_host: str | None = None
+    ami_port: Annotated[int, Field(ge=1, le=65535)] = 5038
+    ami_username: str | None = None
+    ami_secret: SecretStr | None = None
+    fastagi_bind: str = "127.0.0.1:4573"
+    http_host: str = "127.0.0.1"
+    http_port: Annotated[int, Field(ge=0, le=65535)] = 8000
+    data_dir: Path = Path("./data")
+    recordings_dir: Path = Path("./data/recordings")
+    vosk_model_path: Path | None = None
+    secret_key: SecretStr = SecretStr(DEV_SECRET)
+    time_zone: str = "Asia/Shanghai"
+    province_code: Annotated[str, Field(pattern=r"^\d{2}0000$")] = "330000"
+    log_level: str = "INFO"
+    log_json: bool = False
+    session_hours: Annotated[int, Field(ge=1, le=24 * 30)] = 12
+    login_max_failures: Annotated[int, Field(ge=1, le=100)] = 5
+    login_lockout_minutes: Annotated[int, Field(ge=1, le=24 * 60)] = 15
+    login_rate_per_minute: Annotated[int, Field(ge=1, le=10_000)] = 20
+    metrics_token: SecretStr | None = None
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalize_db_url(cls, value: str) -> str:
+        """Accept the usual spellings and map them onto the async drivers we ship."""
+        for plain, async_ in (
+            ("postgres://", "postgresql+asyncpg://"),
+            ("postgresql://", "postgresql+asyncpg://"),
+            ("sqlite:///", "sqlite+aiosqlite:///"),
+        ):
+            if value.startswith(plain):
+                return async_ + value[len(plain) :]
+        if not value.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+            raise ValueError("must be a postgresql:// or sqlite:/// URL")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("fastagi_bind")
+    @classmethod
+    def _check_bind(cls, value: str) -> str:
+        _host_port(value)
+        return value
+
+    @field_validator("time_zone")
+    @classmethod
+    def _check_tz(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return level
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> Settings:
+        if self.ami_host and not (self.ami_username and self.ami_secret):
+            raise ValueError(
+                f"{ENV_PREFIX}AMI_USERNAME and {ENV_PREFIX}AMI_SECRET are required "
+                f"when {ENV_PREFIX}AMI_HOST is set"
+            )
+        if self.mode is Mode.PRODUCTION:
+            secret = self.secret_key.get_secret_value()
+            if secret == DEV_SECRET:
+                raise ValueError(
+                    f"{ENV_PREFIX}SECRET_KEY: the default secret is refused in production mode"
+                )
+            if len(secret) < 32:
+                raise ValueError(f"{ENV_PREFIX}SECRET_KEY: must be at least 32 characters")
+        return self
+
+    @property
+    def uses_simulator(self) -> bool:
+        """No AMI host configured: the built-in PBX simulator stands in for Asterisk."""
+        return self.ami_host is None
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @cached_property
+    def tz(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.time_zone)
+
+    @property
+    def fastagi_host_port(self) -> tuple[str, int]:
+        return _host_port(self.fastagi_bind)
+
+
+def _one_line(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = [str(part) for part in err.get("loc", ())]
+    msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+    if not loc:
+        return msg if msg.startswith(ENV_PREFIX) else f"configuration: {msg}"
+    var = ENV_PREFIX + loc[0].upper()
+    extra = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return f"{var}: {msg}{extra}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the environment (plus ``overrides``); raise ``ConfigError`` with one clear line."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc)) from None

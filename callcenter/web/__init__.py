@@ -1,0 +1,1 @@
+"""HTTP layer: app factory, dependencies, operational endpoints. Routes call services only."""

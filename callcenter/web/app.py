@@ -1,0 +1,45 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from callcenter import __version__
+from callcenter.services import Services, build_services
+from callcenter.settings import Settings, load_settings
+from callcenter.web import health
+from callcenter.web.errors import install_error_handlers
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+    """Build the app; with ``services`` given (CLI ``serve``) the caller owns their lifetime."""
+    settings = services.settings if services else (settings or load_settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if services is not None:
+            yield
+            return
+        async with build_services(settings) as built:
+            app.state.services = built
+            yield
+
+    app = FastAPI(
+        title="12348 公共法律服务热线平台",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    if services is not None:
+        app.state.services = services
+    install_error_handlers(app)
+    health.install_metrics(app)
+    app.include_router(health.router)
+    from callcenter.auth.http import router as auth_router
+
+    app.include_router(auth_router)
+    return app
