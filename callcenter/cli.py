@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import os
 import secrets
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from functools import wraps
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -79,10 +80,16 @@ async def _migrate(settings: Settings, revision: str, down: bool) -> str | None:
         await ping(engine)
     finally:
         await engine.dispose()
-    if down:
-        await migrate.downgrade(settings.database_url, revision)
-    else:
-        await migrate.upgrade(settings.database_url, revision)
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        if down:
+            await migrate.downgrade(settings.database_url, revision)
+        else:
+            await migrate.upgrade(settings.database_url, revision)
+    except (SQLAlchemyError, RuntimeError) as exc:
+        first = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        raise StartupError(f"migration to {revision} failed: {first}") from None
     return await migrate.current_revision(settings.database_url)
 
 
@@ -322,6 +329,31 @@ def check_config(connect: bool) -> None:
     click.echo("configuration OK")
 
 
+def _graceful_server_class() -> type[Any]:
+    import signal
+
+    import uvicorn
+
+    class GracefulServer(uvicorn.Server):
+        """Ctrl-C/SIGTERM stop the server and then close our services, with exit code 0.
+
+        Plain uvicorn re-raises the signal after shutdown, which would cancel our cleanup.
+        """
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, self.handle_exit, sig, None)
+            try:
+                yield
+            finally:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(sig)
+
+    return GracefulServer
+
+
 async def _serve(settings: Settings, host: str, port: int) -> None:
     import uvicorn
 
@@ -334,7 +366,7 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
     async with build_services(settings) as services:
         app = create_app(services=services)
         config = uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="on")
-        await uvicorn.Server(config).serve()
+        await _graceful_server_class()(config).serve()
 
 
 @cli.command()

@@ -40,7 +40,8 @@ def configure_logging(level: str = "INFO", json: bool = False) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    for noisy in ("uvicorn.access", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 @contextmanager

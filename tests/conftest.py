@@ -43,7 +43,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(key)
 
 
-async def _seed(url: str) -> None:
+async def seed_database(url: str) -> None:
     engine = make_engine(url)
     try:
         async with make_sessionmaker(engine)() as session:
@@ -92,7 +92,7 @@ async def pg_url(pg_databases: PgDatabases) -> str:
     """One migrated and seeded PostgreSQL database shared by the run."""
     url = await pg_databases.create()
     await migrate.upgrade(url)
-    await _seed(url)
+    await seed_database(url)
     return url
 
 
@@ -102,7 +102,7 @@ async def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
     url = f"sqlite+aiosqlite:///{path}"
     await migrate.upgrade(url)
-    await _seed(url)
+    await seed_database(url)
     return path
 
 
