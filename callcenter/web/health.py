@@ -14,7 +14,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from callcenter.errors import NotAuthenticated
 from callcenter.web.deps import ServicesDep
@@ -46,9 +46,11 @@ async def metrics(request: Request, services: ServicesDep) -> Response:
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
-class _HttpMetrics(BaseHTTPMiddleware):
-    def __init__(self, app: FastAPI, registry: CollectorRegistry) -> None:
-        super().__init__(app)
+class _HttpMetrics:
+    """Pure ASGI middleware (no body buffering): counts and times requests by route template."""
+
+    def __init__(self, app: ASGIApp, registry: CollectorRegistry) -> None:
+        self.app = app
         self.requests = Counter(
             "http_requests", "HTTP requests", ["method", "route", "status"], registry=registry
         )
@@ -56,14 +58,25 @@ class _HttpMetrics(BaseHTTPMiddleware):
             "http_request_duration_seconds", "HTTP latency", ["method", "route"], registry=registry
         )
 
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         start = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "<unmatched>")
-        self.requests.labels(request.method, path, str(response.status_code)).inc()
-        self.latency.labels(request.method, path).observe(time.perf_counter() - start)
-        return response
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = getattr(scope.get("route"), "path", "<unmatched>")
+            self.requests.labels(scope["method"], route, str(status)).inc()
+            self.latency.labels(scope["method"], route).observe(time.perf_counter() - start)
 
 
 def install_metrics(app: FastAPI) -> CollectorRegistry:
