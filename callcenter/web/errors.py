@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -15,16 +18,17 @@ async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
 
 
+def _field(err: Mapping[str, Any]) -> str:
+    """``body.user.name`` → ``user.name``; a JSON syntax error has no field (loc is an offset)."""
+    if err.get("type") == "json_invalid":
+        return ""
+    return ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+
+
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     """Bad payloads are a 400 naming each field, never a 500 and never a partial write."""
     assert isinstance(exc, RequestValidationError)
-    fields = [
-        {
-            "field": ".".join(str(p) for p in err.get("loc", ()) if p != "body"),
-            "message": err.get("msg", "invalid"),
-        }
-        for err in exc.errors()
-    ]
+    fields = [{"field": _field(err), "message": err.get("msg", "invalid")} for err in exc.errors()]
     body = {
         "error_id": "invalid-input",
         "message": "invalid request",

@@ -1,1 +1,1 @@
-"""Connector to the 12345 government hotline (loaded by import path: see integrations.hotline12345)."""
+"""Connector to the 12345 government hotline (imported via integrations.hotline12345)."""
