@@ -1,0 +1,1 @@
+"""AMI bridge: wire codec, normalized call events."""
