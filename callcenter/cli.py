@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Coroutine, Iterator
 from functools import wraps
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import click
 
@@ -20,6 +20,9 @@ from callcenter.db.engine import DatabaseUnavailable
 from callcenter.errors import DomainError
 from callcenter.regions.provinces import ProvinceDataError
 from callcenter.settings import ConfigError, Mode, Settings, load_settings
+
+if TYPE_CHECKING:
+    from callcenter.pbxsim.workload import TrafficConfig
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -354,7 +357,9 @@ def _graceful_server_class() -> type[Any]:
     return GracefulServer
 
 
-async def _serve(settings: Settings, host: str, port: int) -> None:
+async def _serve(
+    settings: Settings, host: str, port: int, traffic: TrafficConfig | None = None
+) -> None:
     import uvicorn
 
     from callcenter.logs import configure_logging
@@ -363,10 +368,36 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
 
     configure_logging(settings.log_level, settings.log_json)
     await _require_head(settings.database_url)
-    async with build_services(settings) as services:
+    async with build_services(settings, telephony=True, traffic=traffic) as services:
         app = create_app(services=services)
         config = uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="on")
-        await _graceful_server_class()(config).serve()
+        ticker = None
+        if traffic is not None and services.telephony is not None:
+            ticker = asyncio.create_task(_summary_loop(services))
+        try:
+            await _graceful_server_class()(config).serve()
+        finally:
+            if ticker is not None:
+                ticker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ticker
+
+
+async def _summary_loop(services: Any, every_s: float = 10.0) -> None:
+    """The demo's live summary: what the platform recorded per city, printed every few s."""
+    from callcenter.telephony import calls_by_city, format_city_table
+
+    tel = services.telephony
+    while True:
+        await asyncio.sleep(every_s)
+        rows = await calls_by_city(services.sessionmaker, tel.province)
+        live = tel.live
+        waiting = sum(len(q.waiting) for q in live.queues)
+        click.echo(
+            f"\n— {tel.summary()['at']}  在线通话 {len(live.calls)}  排队 {waiting} "
+            f"(calls recorded by the platform, caller city → queue) —"
+        )
+        click.echo(format_city_table(rows))
 
 
 @cli.command()
@@ -386,18 +417,32 @@ def serve(host: str | None, port: int | None) -> None:
 @cli.command()
 @click.option("--host", help="Bind address (default: CALLCENTER_HTTP_HOST).")
 @click.option("--port", type=int, help="Port (default: CALLCENTER_HTTP_PORT).")
+@click.option(
+    "--calls-per-hour", default=60.0, show_default=True, help="Simulated callers per city."
+)
+@click.option("--speed", default=10.0, show_default=True, help="Simulated seconds per second.")
+@click.option("--seed", "seed_", default=12348, show_default=True, help="Simulation seed.")
 @handles_errors
-def demo(host: str | None, port: int | None) -> None:
-    """Migrate, seed the default province and serve on the embedded defaults."""
+def demo(
+    host: str | None, port: int | None, calls_per_hour: float, speed: float, seed_: int
+) -> None:
+    """Migrate, seed, and serve with the built-in PBX simulator generating callers.
+
+    Callers from all 11 cities are routed city first, overflowing to the province; a summary
+    of what the platform recorded is printed every 10 s, and /api/live shows the live state.
+    """
+    from callcenter.pbxsim.workload import TrafficConfig
+
     settings = _settings()
     click.echo(f"database at revision {_run(_migrate(settings, 'head', False))}")
     click.echo(_run(_seed(settings, _province_path(settings))))
     click.echo(f"serving on http://{host or settings.http_host}:{port or settings.http_port}")
-    _run(
-        _serve(
-            settings, host or settings.http_host, port if port is not None else settings.http_port
-        )
-    )
+    traffic = None
+    if settings.uses_simulator:
+        traffic = TrafficConfig(seed=seed_, speed=speed, calls_per_hour=calls_per_hour)
+        click.echo(f"PBX simulator: {calls_per_hour:g} callers/hour per city at {speed:g}x speed")
+    port_ = port if port is not None else settings.http_port
+    _run(_serve(settings, host or settings.http_host, port_, traffic))
 
 
 def _province_path(settings: Settings) -> Path:

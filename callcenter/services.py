@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -19,6 +20,10 @@ from callcenter.ratelimit import RateLimiter, make_rate_limiter
 from callcenter.readiness import StatusAggregator, tcp_banner_check
 from callcenter.settings import Settings
 
+if TYPE_CHECKING:
+    from callcenter.pbxsim.workload import TrafficConfig
+    from callcenter.telephony import Telephony
+
 
 @dataclass(slots=True)
 class Services:
@@ -28,9 +33,12 @@ class Services:
     bus: EventBus
     rate_limiter: RateLimiter
     readiness: StatusAggregator
+    telephony: Telephony | None = None
 
 
-def _readiness(settings: Settings, engine: AsyncEngine, bus: EventBus) -> StatusAggregator:
+def _readiness(
+    settings: Settings, engine: AsyncEngine, bus: EventBus, telephony: Telephony | None
+) -> StatusAggregator:
     agg = StatusAggregator()
 
     async def database() -> str:
@@ -42,21 +50,29 @@ def _readiness(settings: Settings, engine: AsyncEngine, bus: EventBus) -> Status
         return bus.name
 
     async def ami() -> str:
+        if telephony is not None:
+            return await telephony.readiness()
         if settings.ami_host is None:
-            return "built-in PBX simulator"
+            return "AMI bridge not running in this process (built-in PBX simulator configured)"
         return await tcp_banner_check(
             settings.ami_host, settings.ami_port, b"Asterisk Call Manager/"
         )
 
     agg.add("database", database, required=True)
     agg.add("redis", redis, required=settings.redis_url is not None)
-    agg.add("ami", ami, required=settings.ami_host is not None)
+    agg.add("ami", ami, required=settings.ami_host is not None or telephony is not None)
     return agg
 
 
 @asynccontextmanager
-async def build_services(settings: Settings) -> AsyncIterator[Services]:
-    """Open the database and the bus (failing fast with one-line errors); close on exit."""
+async def build_services(
+    settings: Settings, *, telephony: bool = False, traffic: TrafficConfig | None = None
+) -> AsyncIterator[Services]:
+    """Open the database and the bus (failing fast with one-line errors); close on exit.
+
+    With ``telephony`` the AMI bridge runs in this process (``serve`` and ``demo``): against
+    Asterisk when configured, else against the built-in PBX simulator (with ``traffic``).
+    """
     async with AsyncExitStack() as stack:
         engine = make_engine(settings.database_url)
         stack.push_async_callback(engine.dispose)
@@ -66,11 +82,19 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
         stack.push_async_callback(bus.close)
         limiter = make_rate_limiter(settings)
         stack.push_async_callback(limiter.close)
+        sessionmaker = make_sessionmaker(engine)
+        tel = None
+        if telephony:
+            from callcenter.telephony import Telephony
+
+            tel = await Telephony.start(settings, bus, sessionmaker, traffic=traffic)
+            stack.push_async_callback(tel.close)
         yield Services(
             settings=settings,
             engine=engine,
-            sessionmaker=make_sessionmaker(engine),
+            sessionmaker=sessionmaker,
             bus=bus,
             rate_limiter=limiter,
-            readiness=_readiness(settings, engine, bus),
+            readiness=_readiness(settings, engine, bus, tel),
+            telephony=tel,
         )

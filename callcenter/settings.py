@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     ami_port: Annotated[int, Field(ge=1, le=65535)] = 5038
     ami_username: str | None = None
     ami_secret: SecretStr | None = None
+    ami_node_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")] = "pbx1"
     fastagi_bind: str = "127.0.0.1:4573"
     http_host: str = "127.0.0.1"
     http_port: Annotated[int, Field(ge=0, le=65535)] = 8000

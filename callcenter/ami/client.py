@@ -13,7 +13,8 @@ table.  What we replace (see ``shared/STYLE.md``):
 * reconnect: exponential backoff with jitter; actions pending at a disconnect fail with
   :class:`AmiDisconnected` (panoramisk would silently re-send or forget them);
 * timeouts: every action under ``wait_for(shield(...))`` and removed from the pending table on
-  timeout (panoramisk leaks it); ``.success`` is checked and turned into :class:`AmiActionFailed`.
+  timeout (panoramisk leaks it); ``.success`` is checked and turned into :class:`AmiActionFailed`;
+* QueueAdd: forced to a single reply (panoramisk's list heuristic would wait forever).
 """
 
 from __future__ import annotations
@@ -37,6 +38,11 @@ from callcenter.errors import ServiceUnavailable
 log = logging.getLogger(__name__)
 
 FieldValue = str | Sequence[str]
+
+_SINGLE_REPLY = frozenset({"queueadd"})
+"""Actions panoramisk's ``Action.multi`` heuristic mistakes for lists: its rule "a message
+starting with 'added' and ending with 'to queue'" matches QueueAdd's one and only reply
+("Added interface to queue"), so the future would wait forever for list items."""
 EventHandler = Callable[[str, Frame], Awaitable[None]]
 NodeHook = Callable[[str], Awaitable[None]]
 
@@ -220,6 +226,7 @@ class AmiClient:
         self._on_connected = on_connected
         self._on_disconnected = on_disconnected
         self._queue: asyncio.Queue[Frame] = asyncio.Queue(maxsize=config.queue_size)
+        self._apply_lock = asyncio.Lock()  # events wait while on_connected resyncs the node
         self._protocol: _Protocol | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
@@ -325,7 +332,16 @@ class AmiClient:
         self.connected.set()
         log.info("AMI node %s connected (AMI %s)", self.name, protocol.version or "?")
         if self._on_connected is not None:
-            await self._hook(self._on_connected)
+            async with self._apply_lock:
+                try:
+                    await self._on_connected(self.name)
+                except Exception as exc:
+                    # No resync means live state we cannot trust: start over with a new
+                    # connection (and a new resync) rather than apply events on top of it.
+                    log.exception("AMI node %s: resync after connect failed", self.name)
+                    raise AmiNotConnected(
+                        f"AMI node {self.name}: resync after connect failed: {exc}"
+                    ) from None
         return protocol
 
     async def _serve(self, protocol: _Protocol) -> None:
@@ -378,7 +394,8 @@ class AmiClient:
         while True:
             frame = await self._queue.get()
             try:
-                await self._on_event(self.name, frame)
+                async with self._apply_lock:
+                    await self._on_event(self.name, frame)
             except Exception:
                 log.exception("AMI node %s: event handler failed on %s", self.name, frame.name)
             finally:
@@ -416,6 +433,8 @@ class AmiClient:
         as_list: bool | None = None,
     ) -> AmiResponse:
         act = pk_actions.Action({"Action": action, **fields})
+        if as_list is None and action.lower() in _SINGLE_REPLY:
+            as_list = False
         future = protocol.send(act, as_list=as_list)
         try:
             result = await asyncio.wait_for(asyncio.shield(future), timeout)

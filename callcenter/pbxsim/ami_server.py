@@ -60,6 +60,7 @@ class AmiSession:
     events: bool = True
     closing: bool = False
     task: asyncio.Task[None] | None = None
+    write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
     def session_id(self) -> str:
@@ -98,6 +99,7 @@ class AmiServer:
         self.chunk_size = chunk_size
         self.silent = False
         self.sessions: set[AmiSession] = set()
+        self.listeners: list[Callable[[Fields], None]] = []
         self._server: asyncio.Server | None = None
         self._actions: dict[str, ActionHandler] = {
             "ping": self._ping,
@@ -157,7 +159,16 @@ class AmiServer:
     # ------------------------------------------------------------------ events
 
     async def emit(self, fields: Fields) -> None:
-        """Send an event to every logged-in session with events on."""
+        """Send an event to every logged-in session with events on (and to :attr:`listeners`).
+
+        Listeners see every event even while the server is silent or nobody is connected:
+        tests and benchmarks use them to watch the simulator without a socket.
+        """
+        for listener in self.listeners:
+            try:
+                listener(fields)
+            except Exception:
+                log.exception("pbxsim ami: event listener failed")
         if self.silent:
             return
         data = m.render(fields)
@@ -216,23 +227,43 @@ class AmiServer:
                 await self._handle(session, frame)
 
     async def _write(self, session: AmiSession, data: bytes) -> None:
-        """Write to one session; a dead peer only ends that session, never the caller."""
+        """Write to one session; a dead peer only ends that session, never the caller.
+
+        The lock keeps a message whole when chunked writes of two tasks (a simulated call and
+        an action handler) would otherwise interleave.
+        """
         if session.writer.is_closing():
             return
         size = self.chunk_size or len(data) or 1
         try:
-            for start in range(0, len(data), size):
-                session.writer.write(data[start : start + size])
-                await session.writer.drain()
-                if self.chunk_size:
-                    await asyncio.sleep(0.001)
+            async with session.write_lock:
+                for start in range(0, len(data), size):
+                    session.writer.write(data[start : start + size])
+                    await session.writer.drain()
+                    if self.chunk_size:
+                        await asyncio.sleep(0.001)
         except (ConnectionError, OSError) as exc:
             log.debug("pbxsim ami: write failed: %s", exc)
             session.closing = True
             session.writer.transport.abort()
 
-    async def _reply(self, session: AmiSession, fields: Fields) -> None:
+    async def reply(self, session: AmiSession, fields: Fields) -> None:
+        """Send a response (or list item) to the session that asked; for action handlers."""
         await self._write(session, m.render(fields))
+
+    async def error(self, session: AmiSession, action_id: str | None, message: str) -> None:
+        """``Response: Error`` with ``Message``, the way Asterisk reports a refused action."""
+        await self.reply(session, m.message_response("Error", action_id, message))
+
+    async def ack(self, session: AmiSession, action_id: str | None, message: str | None) -> None:
+        """``Response: Success`` with ``Message`` (none for actions like MixMonitor)."""
+        if message is None:
+            await self.reply(session, m.response("Success", action_id))
+        else:
+            await self.reply(session, m.message_response("Success", action_id, message))
+
+    async def _reply(self, session: AmiSession, fields: Fields) -> None:
+        await self.reply(session, fields)
 
     # ------------------------------------------------------------------ actions
 
@@ -250,12 +281,24 @@ class AmiServer:
         elif session.user is None:
             await self._error(session, action_id, "Permission denied")
         elif (handler := self._actions.get(name.lower())) is not None:
-            await handler(session, frame, action_id)
+            await self._run_handler(handler, session, frame, action_id)
         else:
             await self._error(session, action_id, m.UNKNOWN_ACTION.format(name))
 
+    async def _run_handler(
+        self, handler: ActionHandler, session: AmiSession, frame: Frame, action_id: str | None
+    ) -> None:
+        """A bug in one handler answers that action with an error; the session lives on."""
+        try:
+            await handler(session, frame, action_id)
+        except (ConnectionError, OSError):
+            raise
+        except Exception:
+            log.exception("pbxsim ami: action %s failed", frame.get("Action"))
+            await self._error(session, action_id, "Internal error in the PBX simulator")
+
     async def _error(self, session: AmiSession, action_id: str | None, message: str) -> None:
-        await self._reply(session, m.message_response("Error", action_id, message))
+        await self.error(session, action_id, message)
 
     async def _login(self, session: AmiSession, frame: Frame, action_id: str | None) -> None:
         if session.user is not None:
@@ -304,7 +347,7 @@ class AmiServer:
         state = "On" if session.events else "Off"
         await self._reply(session, m.response("Success", action_id, ("Events", state)))
 
-    async def _send_list(
+    async def send_list(
         self,
         session: AmiSession,
         action_id: str | None,
@@ -331,7 +374,7 @@ class AmiServer:
             for entry in queue.entry_fields(now):
                 items.append(m.list_item("QueueEntry", entry, action_id))
         done = m.list_complete("QueueStatusComplete", action_id, len(items))
-        await self._send_list(session, action_id, "Queue status will follow", items, done)
+        await self.send_list(session, action_id, "Queue status will follow", items, done)
 
     async def _queue_summary(
         self, session: AmiSession, frame: Frame, action_id: str | None
@@ -344,7 +387,7 @@ class AmiServer:
             if not wanted or queue.name == wanted
         ]
         done = m.list_complete("QueueSummaryComplete", action_id, len(items))
-        await self._send_list(session, action_id, "Queue summary will follow", items, done)
+        await self.send_list(session, action_id, "Queue summary will follow", items, done)
 
     async def _core_show_channels(
         self, session: AmiSession, frame: Frame, action_id: str | None
@@ -355,7 +398,7 @@ class AmiServer:
             for ch in self.model.channels.values()
         ]
         done = m.list_complete("CoreShowChannelsComplete", action_id, len(items))
-        await self._send_list(session, action_id, "Channels will follow", items, done)
+        await self.send_list(session, action_id, "Channels will follow", items, done)
 
     async def _core_status(self, session: AmiSession, frame: Frame, action_id: str | None) -> None:
         started = time.gmtime(self.model.started)

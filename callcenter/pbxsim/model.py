@@ -8,6 +8,7 @@ rendered block follows the real Asterisk 22 traces (``shared/asterisk-traces/CAT
 from __future__ import annotations
 
 import itertools
+import random
 import time
 import uuid
 from collections.abc import Callable
@@ -217,6 +218,9 @@ class PbxModel:
         self.channels: dict[str, Channel] = {}
         self.queues: dict[str, Queue] = {}
         self.processed_calls = 0
+        self.globals: dict[str, str] = {}
+        self.rng: random.Random | None = None
+        """Set by the traffic generator so bridge ids repeat under a seed."""
         self._sequence = itertools.count()
         self._local_counter = itertools.count()
 
@@ -227,6 +231,8 @@ class PbxModel:
         return f"{prefix}{int(self.clock())}.{next(self._sequence)}"
 
     def new_bridge_id(self) -> str:
+        if self.rng is not None:
+            return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
         return str(uuid.uuid4())
 
     # -- channels

@@ -24,7 +24,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             yield
             return
         async with build_services(settings) as built:
-            app.state.services = built
+            _attach(app, built)
             yield
 
     app = FastAPI(
@@ -35,11 +35,19 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         openapi_url="/openapi.json",
     )
     if services is not None:
-        app.state.services = services
+        _attach(app, services)
     install_error_handlers(app)
     health.install_metrics(app)
     app.include_router(health.router)
     from callcenter.auth.http import router as auth_router
+    from callcenter.state.http import router as live_router
 
     app.include_router(auth_router)
+    app.include_router(live_router)
     return app
+
+
+def _attach(app: FastAPI, services: Services) -> None:
+    app.state.services = services
+    if services.telephony is not None:
+        app.state.live_state = services.telephony.live

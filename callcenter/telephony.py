@@ -1,0 +1,231 @@
+"""The telephony side of the composition root: AMI bridge per node, live state, call records.
+
+In embedded mode (no ``CALLCENTER_AMI_HOST``) the built-in PBX simulator is started on a free
+loopback port and the bridge logs in to it over TCP exactly as it would to Asterisk, so the
+same code runs in the demo, the tests and production.
+
+Per node: AMI frames → :class:`~callcenter.ami.normalize.Normalizer` → normalized events →
+:class:`~callcenter.state.LiveState` (live view, bus) and :class:`~callcenter.state.CallRecorder`
+(the ``calls`` table).  After every (re)connect the node is rebuilt from CoreShowChannels,
+QueueStatus and QueueSummary before its queued events are applied.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from callcenter.ami.actions import AmiActions
+from callcenter.ami.client import AmiClient, AmiNodeConfig
+from callcenter.ami.codec import Frame
+from callcenter.ami.normalize import Normalizer
+from callcenter.bus import EventBus
+from callcenter.pbxsim.ami_server import DEFAULT_USERS
+from callcenter.pbxsim.province import province_model
+from callcenter.pbxsim.simulator import PbxSimulator
+from callcenter.pbxsim.workload import TrafficConfig
+from callcenter.regions.provinces import ProvinceData, load_province, province_file
+from callcenter.routing.locate import Locator
+from callcenter.routing.rules import load_default_rules
+from callcenter.settings import Settings
+from callcenter.state import (
+    CallRecorder,
+    LiveState,
+    items_sender,
+    make_live_state,
+    queue_regions_from_db,
+    rebuild_from_ami,
+)
+
+log = logging.getLogger(__name__)
+
+SIMULATOR_NODE = "sim-node1"
+
+
+@dataclass(slots=True)
+class Node:
+    client: AmiClient
+    normalizer: Normalizer
+    actions: AmiActions
+
+
+@dataclass(slots=True)
+class Telephony:
+    """Owns the simulator (embedded mode), the AMI nodes, live state and the call recorder."""
+
+    settings: Settings
+    live: LiveState
+    recorder: CallRecorder
+    province: ProvinceData
+    locator: Locator
+    simulator: PbxSimulator | None = None
+    nodes: dict[str, Node] = field(default_factory=dict)
+
+    # ----------------------------------------------------------------- lifecycle
+
+    @classmethod
+    async def start(
+        cls,
+        settings: Settings,
+        bus: EventBus,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        *,
+        traffic: TrafficConfig | None = None,
+    ) -> Telephony:
+        province = load_province(province_file(settings.province_code))
+        rules = load_default_rules(province)
+        locator = Locator(province, rules.trunks, rules.locate.order)
+
+        def locate(number: str | None) -> str | None:
+            return locator.locate(number).city_code
+
+        async with sessionmaker() as session:
+            queues = await queue_regions_from_db(session)
+        live = make_live_state(settings, bus, locate=locate, queues=queues)
+        recorder = CallRecorder(sessionmaker, locate=locate)
+        await recorder.start()
+        tel = cls(settings, live, recorder, province, locator)
+        try:
+            config = await tel._node_config(traffic)
+            tel._add_node(config)
+            for node in tel.nodes.values():
+                await node.client.start()
+        except BaseException:
+            await tel.close()
+            raise
+        return tel
+
+    async def _node_config(self, traffic: TrafficConfig | None) -> AmiNodeConfig:
+        s = self.settings
+        if s.ami_host is None:
+            self.simulator = PbxSimulator(
+                model=province_model(self.province),
+                traffic=traffic,
+                recordings_dir=s.recordings_dir if traffic is not None else None,
+            )
+            port = await self.simulator.start()
+            user = DEFAULT_USERS[0]
+            return AmiNodeConfig(SIMULATOR_NODE, "127.0.0.1", port, user.username, user.secret)
+        assert s.ami_username is not None and s.ami_secret is not None  # settings enforce it
+        return AmiNodeConfig(
+            s.ami_node_name, s.ami_host, s.ami_port, s.ami_username, s.ami_secret.get_secret_value()
+        )
+
+    def _add_node(self, config: AmiNodeConfig) -> None:
+        normalizer = Normalizer(config.name)
+        client = AmiClient(config, self._on_event, on_connected=self._on_connected)
+        self.nodes[config.name] = Node(client, normalizer, AmiActions(client))
+
+    async def close(self) -> None:
+        for node in self.nodes.values():
+            await node.client.close()
+        if self.simulator is not None:
+            await self.simulator.stop()
+        await self.recorder.close()
+        await self.live.close()
+
+    # ----------------------------------------------------------------- event flow
+
+    async def _on_event(self, node_name: str, frame: Frame) -> None:
+        for event in self.nodes[node_name].normalizer.feed(frame):
+            await self.live.apply(event)
+            self.recorder.handle(event)
+
+    async def _on_connected(self, node_name: str) -> None:
+        node = self.nodes[node_name]
+        result = await rebuild_from_ami(
+            items_sender(node.client),
+            self.live,
+            node_name,
+            recorder=self.recorder,
+            normalizer=node.normalizer,
+        )
+        log.info(
+            "AMI node %s resynced: %d live calls, %d closed while disconnected",
+            node_name,
+            len(result.live),
+            len(result.closed),
+        )
+
+    # ----------------------------------------------------------------- status
+
+    async def wait_connected(self, timeout: float) -> None:
+        for node in self.nodes.values():
+            await node.client.wait_connected(timeout)
+
+    async def readiness(self) -> str:
+        """Every node logged in and answering pings recently; raises naming the first that isn't."""
+        details = []
+        for name, node in self.nodes.items():
+            status = node.client.status
+            if not status["connected"]:
+                raise ConnectionError(
+                    f"AMI node {name} not connected: {status['last_error'] or 'connecting'}"
+                )
+            age = status["last_pong_age_s"]
+            limit = 2 * node.client.config.ping_interval + node.client.config.ping_timeout
+            if age is None or age > limit:
+                raise ConnectionError(f"AMI node {name}: no Pong for {age} s")
+            details.append(f"{name} ok")
+        kind = "built-in PBX simulator" if self.simulator else "Asterisk"
+        return f"{kind}: {', '.join(details)}"
+
+    def summary(self) -> dict[str, Any]:
+        """Counts for the demo's terminal line and the logs."""
+        calls = self.live.calls
+        return {
+            "at": time.strftime("%H:%M:%S"),
+            "live_calls": len(calls),
+            "nodes": {n: node.client.status for n, node in self.nodes.items()},
+        }
+
+
+async def calls_by_city(
+    sessionmaker: async_sessionmaker[AsyncSession], province: ProvinceData
+) -> list[tuple[str, int, int, int, int, int]]:
+    """Per city (caller's geocoded region): offered, answered, abandoned, to province, live.
+
+    Read from the ``calls`` table the bridge writes, so it shows what the platform recorded,
+    not what the simulator believes it did.
+    """
+    from sqlalchemy import case, func, select
+
+    from callcenter.db.models import Call
+
+    names = {c.code: c.name for c in province.cities}
+    provincial = ("province", "province-duty")
+    stmt = select(
+        Call.caller_region_code,
+        func.count(),
+        func.sum(case((Call.answered_at.is_not(None), 1), else_=0)),
+        func.sum(case((Call.disposition == "abandoned", 1), else_=0)),
+        func.sum(case((Call.queue_name.in_(provincial), 1), else_=0)),
+        func.sum(case((Call.ended_at.is_(None), 1), else_=0)),
+    ).group_by(Call.caller_region_code)
+    async with sessionmaker() as session:
+        rows = (await session.execute(stmt)).all()
+    out = []
+    for code, offered, answered, abandoned, to_province, live in rows:
+        label = names.get(code or "", "外省/未知" if code is None else code)
+        out.append((label, offered, answered or 0, abandoned or 0, to_province or 0, live or 0))
+    return sorted(out)
+
+
+def _cell(text: str, width: int, left: bool = False) -> str:
+    """Pad by display width: a CJK character takes two terminal columns."""
+    pad = " " * max(0, width - sum(2 if ord(ch) > 0x2E80 else 1 for ch in text))
+    return text + pad if left else pad + text
+
+
+def format_city_table(rows: list[tuple[str, int, int, int, int, int]]) -> str:
+    heads = ("呼入", "接通", "放弃", "转省", "在线")
+    lines = [_cell("城市", 12, left=True) + "".join(_cell(h, 7) for h in heads)]
+    for label, *nums in rows:
+        lines.append(_cell(label, 12, left=True) + "".join(_cell(str(n), 7) for n in nums))
+    totals = [sum(int(r[i]) for r in rows) for i in range(1, 6)]
+    lines.append(_cell("合计", 12, left=True) + "".join(_cell(str(n), 7) for n in totals))
+    return "\n".join(lines)
