@@ -52,15 +52,17 @@ def _readiness(
     async def ami() -> str:
         if telephony is not None:
             return await telephony.readiness()
-        if settings.ami_host is None:
+        if settings.uses_simulator:
             return "AMI bridge not running in this process (built-in PBX simulator configured)"
-        return await tcp_banner_check(
-            settings.ami_host, settings.ami_port, b"Asterisk Call Manager/"
-        )
+        found = [
+            await tcp_banner_check(host, port, b"Asterisk Call Manager/")
+            for _, host, port in settings.asterisk_nodes
+        ]
+        return "; ".join(found)
 
     agg.add("database", database, required=True)
     agg.add("redis", redis, required=settings.redis_url is not None)
-    agg.add("ami", ami, required=settings.ami_host is not None or telephony is not None)
+    agg.add("ami", ami, required=not settings.uses_simulator or telephony is not None)
     return agg
 
 

@@ -6,6 +6,7 @@ with a readable message instead of a pydantic traceback.
 
 from __future__ import annotations
 
+import re
 import zoneinfo
 from enum import StrEnum
 from functools import cached_property
@@ -51,6 +52,8 @@ class Settings(BaseSettings):
     ami_username: str | None = None
     ami_secret: SecretStr | None = None
     ami_node_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")] = "pbx1"
+    ami_nodes: str | None = None
+    """Several Asterisk nodes: ``name=host:port,name2=host2:port`` (same AMI account on each)."""
     fastagi_bind: str = "127.0.0.1:4573"
     http_host: str = "127.0.0.1"
     http_port: Annotated[int, Field(ge=0, le=65535)] = 8000
@@ -92,6 +95,14 @@ class Settings(BaseSettings):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
 
+    @field_validator("ami_nodes")
+    @classmethod
+    def _check_nodes(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        _parse_nodes(value)
+        return value
+
     @field_validator("fastagi_bind")
     @classmethod
     def _check_bind(cls, value: str) -> str:
@@ -117,10 +128,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_consistency(self) -> Settings:
-        if self.ami_host and not (self.ami_username and self.ami_secret):
+        if (self.ami_host or self.ami_nodes) and not (self.ami_username and self.ami_secret):
             raise ValueError(
                 f"{ENV_PREFIX}AMI_USERNAME and {ENV_PREFIX}AMI_SECRET are required "
-                f"when {ENV_PREFIX}AMI_HOST is set"
+                f"when {ENV_PREFIX}AMI_HOST or {ENV_PREFIX}AMI_NODES is set"
             )
         if self.mode is Mode.PRODUCTION:
             secret = self.secret_key.get_secret_value()
@@ -135,7 +146,16 @@ class Settings(BaseSettings):
     @property
     def uses_simulator(self) -> bool:
         """No AMI host configured: the built-in PBX simulator stands in for Asterisk."""
-        return self.ami_host is None
+        return self.ami_host is None and self.ami_nodes is None
+
+    @property
+    def asterisk_nodes(self) -> list[tuple[str, str, int]]:
+        """``(name, host, port)`` of every configured Asterisk node (empty: simulator)."""
+        if self.ami_nodes:
+            return _parse_nodes(self.ami_nodes)
+        if self.ami_host:
+            return [(self.ami_node_name, self.ami_host, self.ami_port)]
+        return []
 
     @property
     def is_sqlite(self) -> bool:
@@ -148,6 +168,22 @@ class Settings(BaseSettings):
     @property
     def fastagi_host_port(self) -> tuple[str, int]:
         return _host_port(self.fastagi_bind)
+
+
+_NODE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def _parse_nodes(value: str) -> list[tuple[str, str, int]]:
+    nodes: list[tuple[str, str, int]] = []
+    for item in value.split(","):
+        name, sep, address = item.strip().partition("=")
+        if not sep or not _NODE_NAME.fullmatch(name):
+            raise ValueError(f"expected name=host:port[,name=host:port...], got {item.strip()!r}")
+        host, port = _host_port(address)
+        if any(n == name for n, _, _ in nodes):
+            raise ValueError(f"node name {name!r} appears twice")
+        nodes.append((name, host, port))
+    return nodes
 
 
 def _one_line(exc: ValidationError) -> str:

@@ -90,8 +90,8 @@ class Telephony:
         await recorder.start()
         tel = cls(settings, live, recorder, province, locator)
         try:
-            config = await tel._node_config(traffic)
-            tel._add_node(config)
+            for config in await tel._node_configs(traffic):
+                tel._add_node(config)
             for node in tel.nodes.values():
                 await node.client.start()
         except BaseException:
@@ -99,9 +99,9 @@ class Telephony:
             raise
         return tel
 
-    async def _node_config(self, traffic: TrafficConfig | None) -> AmiNodeConfig:
+    async def _node_configs(self, traffic: TrafficConfig | None) -> list[AmiNodeConfig]:
         s = self.settings
-        if s.ami_host is None:
+        if s.uses_simulator:
             self.simulator = PbxSimulator(
                 model=province_model(self.province),
                 traffic=traffic,
@@ -109,11 +109,13 @@ class Telephony:
             )
             port = await self.simulator.start()
             user = DEFAULT_USERS[0]
-            return AmiNodeConfig(SIMULATOR_NODE, "127.0.0.1", port, user.username, user.secret)
+            return [AmiNodeConfig(SIMULATOR_NODE, "127.0.0.1", port, user.username, user.secret)]
         assert s.ami_username is not None and s.ami_secret is not None  # settings enforce it
-        return AmiNodeConfig(
-            s.ami_node_name, s.ami_host, s.ami_port, s.ami_username, s.ami_secret.get_secret_value()
-        )
+        secret = s.ami_secret.get_secret_value()
+        return [
+            AmiNodeConfig(name, host, port, s.ami_username, secret)
+            for name, host, port in s.asterisk_nodes
+        ]
 
     def _add_node(self, config: AmiNodeConfig) -> None:
         normalizer = Normalizer(config.name)

@@ -70,3 +70,31 @@ def test_given_ami_host_without_credentials_then_refused(monkeypatch: pytest.Mon
     s = load_settings()
     assert not s.uses_simulator
     assert s.ami_secret is not None and "s3cret" not in repr(s)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("js1", "expected name=host:port"),
+        ("js1=10.0.0.1", "expected HOST:PORT"),
+        ("js1=10.0.0.1:5038,js1=10.0.0.2:5038", "node name 'js1' appears twice"),
+        ("bad name=10.0.0.1:5038", "expected name=host:port"),
+    ],
+)
+def test_given_bad_node_list_then_one_line_names_it(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: str
+) -> None:
+    monkeypatch.setenv("CALLCENTER_AMI_NODES", value)
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert str(err.value).startswith("CALLCENTER_AMI_NODES: ")
+    assert expected in str(err.value)
+
+
+def test_given_node_list_then_every_node_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CALLCENTER_AMI_NODES", "js1=10.0.0.1:5038, js2=10.0.0.2:5039")
+    monkeypatch.setenv("CALLCENTER_AMI_USERNAME", "bridge")
+    monkeypatch.setenv("CALLCENTER_AMI_SECRET", "s3cret-12348")
+    s = load_settings()
+    assert not s.uses_simulator
+    assert s.asterisk_nodes == [("js1", "10.0.0.1", 5038), ("js2", "10.0.0.2", 5039)]

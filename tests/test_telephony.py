@@ -7,6 +7,7 @@ table exactly once and ended, whatever happened to the AMI connection in between
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -26,7 +27,7 @@ from callcenter.web.app import create_app
 def _traffic(**overrides: Any) -> TrafficConfig:
     base: dict[str, Any] = {
         "seed": 7,
-        "speed": 150.0,
+        "speed": 60.0,
         "calls_per_hour": 900.0,
         "max_calls": 60,
         "ivr_s": (1.0, 3.0),
@@ -83,6 +84,64 @@ async def _assert_every_call_recorded_once(services: Services) -> None:
     assert tel.live.calls == []
 
 
+class Lifetimes:
+    """When each caller channel appeared and hung up, from the simulator's own event stream."""
+
+    def __init__(self, services: Services) -> None:
+        tel = _tel(services)
+        assert tel.simulator is not None
+        self.born: dict[str, float] = {}
+        self.died: dict[str, float] = {}
+        tel.simulator.server.listeners.append(self._see)
+
+    def _see(self, fields: Any) -> None:
+        event = dict(fields)
+        uid, name = event.get("Uniqueid"), event.get("Event")
+        if uid and "trunk" in str(event.get("Channel", "")):
+            now = time.monotonic()
+            if name == "Newchannel":
+                self.born[uid] = now
+            elif name == "Hangup":
+                self.died[uid] = now
+
+    def inside(self, gaps: list[tuple[float, float]]) -> set[str]:
+        """Calls whose whole life fell inside a disconnection: no AMI event ever showed them."""
+        return {
+            uid
+            for uid, born in self.born.items()
+            for start, end in gaps
+            if start <= born and self.died.get(uid, float("inf")) <= end
+        }
+
+
+async def _assert_observable_calls_recorded_once(
+    services: Services, lifetimes: Lifetimes, gaps: list[tuple[float, float]]
+) -> None:
+    tel = _tel(services)
+    assert tel.simulator is not None
+    offered = tel.simulator.stats.total().offered
+    unseen = lifetimes.inside(gaps)
+    total, distinct, open_ = await _rows(services)
+    async with services.sessionmaker() as s:
+        recorded = set((await s.execute(select(Call.linkedid))).scalars())
+    assert offered == 60 and len(lifetimes.born) == 60
+    assert len(unseen) < offered // 3, "the gaps should hide only a few calls"
+    assert recorded == set(lifetimes.born) - unseen  # nothing observable lost, nothing extra
+    assert (total, distinct, open_) == (len(recorded), len(recorded), 0)
+    assert tel.live.calls == []
+
+
+async def _gap(services: Services, cut: Callable[[], Any], connects: int) -> tuple[float, float]:
+    """Cut the AMI link; return (cut, reconnected-and-resynced) in monotonic time."""
+    client = next(iter(_tel(services).nodes.values())).client
+    start = time.monotonic()
+    await cut()
+    async with asyncio.timeout(10):
+        while client.status["connects"] < connects:
+            await asyncio.sleep(0.005)
+    return start, time.monotonic()
+
+
 @pytest.mark.slow
 async def test_given_simulated_traffic_then_every_call_recorded_once_with_region(
     running: Services,
@@ -110,28 +169,39 @@ async def test_given_connection_dropped_mid_traffic_then_nothing_lost_or_duplica
     running: Services,
 ) -> None:
     tel = _tel(running)
-    assert tel.simulator is not None
-    for _ in range(2):
-        await asyncio.sleep(0.6)
-        await tel.simulator.server.drop_connections()
+    assert tel.simulator is not None and tel.simulator.traffic is not None
+    lifetimes = Lifetimes(running)
+    gaps = []
+    for connects in (2, 3):
+        await asyncio.sleep(0.2)
+        assert tel.simulator.traffic.live, "traffic must still be running when the link drops"
+        gaps.append(await _gap(running, tel.simulator.server.drop_connections, connects))
     await _drain(running)
-    client = next(iter(tel.nodes.values())).client
-    assert client.status["connects"] >= 2
-    await _assert_every_call_recorded_once(running)
+    await _assert_observable_calls_recorded_once(running, lifetimes, gaps)
 
 
 @pytest.mark.slow
 async def test_given_pbx_restarted_mid_traffic_then_calls_reconciled(running: Services) -> None:
     tel = _tel(running)
-    assert tel.simulator is not None
-    await asyncio.sleep(0.8)
-    await tel.simulator.server.close()  # AMI down: events of this gap are never seen
-    await asyncio.sleep(0.5)
-    await tel.simulator.server.start()
+    sim = tel.simulator
+    assert sim is not None and sim.traffic is not None
+    lifetimes = Lifetimes(running)
+    await asyncio.sleep(0.3)
+    live_before = set(sim.traffic.live)
+    assert live_before, "calls must be in progress when the PBX goes away"
+
+    async def restart() -> None:
+        await sim.server.close()  # AMI down: events of this gap are never seen
+        await asyncio.sleep(0.3)
+        await sim.server.start()
+
+    gap = await _gap(running, restart, 2)
     await _drain(running)
-    await tel.wait_connected(5.0)
-    await asyncio.sleep(0.3)  # the resync after reconnect closes what ended meanwhile
-    await _assert_every_call_recorded_once(running)
+    await _assert_observable_calls_recorded_once(running, lifetimes, [gap])
+    async with running.sessionmaker() as s:
+        rows = {c.linkedid: c for c in (await s.execute(select(Call))).scalars()}
+    assert live_before <= set(rows)  # calls in progress at the restart were closed, not lost
+    assert all(rows[uid].ended_at is not None for uid in live_before)
 
 
 @pytest.mark.slow
@@ -154,3 +224,49 @@ async def test_readiness_and_live_api_follow_the_bridge(running: Services) -> No
         down = await c.get("/readyz")
         assert down.status_code == 503
         assert "not connected" in down.json()["checks"]["ami"]["detail"]
+
+
+@pytest.mark.slow
+async def test_given_two_asterisk_nodes_then_both_followed_and_ids_kept_apart(
+    make_settings: Callable[..., Settings], sqlite_url: str
+) -> None:
+    """Two nodes with the same seed produce the same Uniqueids: still two sets of calls."""
+    from callcenter.pbxsim.ami_server import DEFAULT_USERS
+    from callcenter.pbxsim.province import province_model
+    from callcenter.pbxsim.simulator import PbxSimulator
+    from callcenter.regions.provinces import load_province, province_file
+
+    province = load_province(province_file("330000"))
+    sims = [
+        PbxSimulator(model=province_model(province), traffic=_traffic(max_calls=20))
+        for _ in range(2)
+    ]
+    ports = [await sim.start() for sim in sims]
+    user = DEFAULT_USERS[0]
+    settings = make_settings(
+        database_url=sqlite_url,
+        ami_nodes=f"js1=127.0.0.1:{ports[0]},js2=127.0.0.1:{ports[1]}",
+        ami_username=user.username,
+        ami_secret=user.secret,
+    )
+    try:
+        async with build_services(settings, telephony=True) as services:
+            tel = services.telephony
+            assert tel is not None and set(tel.nodes) == {"js1", "js2"}
+            await tel.wait_connected(5.0)
+            for sim in sims:
+                assert sim.traffic is not None
+                await asyncio.wait_for(sim.traffic.wait_finished(), 60)
+            for node in tel.nodes.values():
+                await node.client.drain()
+            await tel.recorder.flush(10.0)
+            async with services.sessionmaker() as s:
+                rows = (await s.execute(select(Call.node, Call.linkedid))).all()
+            by_node = {n: {lid for node, lid in rows if node == n} for n in ("js1", "js2")}
+            assert len(by_node["js1"]) == 20 and len(by_node["js2"]) == 20
+            assert by_node["js1"] == by_node["js2"]  # same ids, kept apart by node
+            assert len(rows) == 40
+            assert (await services.readiness.report())[0] is True
+    finally:
+        for sim in sims:
+            await sim.stop()
