@@ -422,9 +422,21 @@ def serve(host: str | None, port: int | None) -> None:
 )
 @click.option("--speed", default=10.0, show_default=True, help="Simulated seconds per second.")
 @click.option("--seed", "seed_", default=12348, show_default=True, help="Simulation seed.")
+@click.option(
+    "--clock",
+    type=click.Choice(["workday", "now"]),
+    default="workday",
+    show_default=True,
+    help="Simulated time starts at the next working morning (09:00), or now.",
+)
 @handles_errors
 def demo(
-    host: str | None, port: int | None, calls_per_hour: float, speed: float, seed_: int
+    host: str | None,
+    port: int | None,
+    calls_per_hour: float,
+    speed: float,
+    seed_: int,
+    clock: str,
 ) -> None:
     """Migrate, seed, and serve with the built-in PBX simulator generating callers.
 
@@ -439,10 +451,33 @@ def demo(
     click.echo(f"serving on http://{host or settings.http_host}:{port or settings.http_port}")
     traffic = None
     if settings.uses_simulator:
-        traffic = TrafficConfig(seed=seed_, speed=speed, calls_per_hour=calls_per_hour)
-        click.echo(f"PBX simulator: {calls_per_hour:g} callers/hour per city at {speed:g}x speed")
+        start = next_working_morning(settings) if clock == "workday" else None
+        traffic = TrafficConfig(seed=seed_, speed=speed, calls_per_hour=calls_per_hour, start=start)
+        when = "now" if start is None else _local(settings, start)
+        click.echo(
+            f"PBX simulator: {calls_per_hour:g} callers/hour per city at {speed:g}x speed, "
+            f"simulated time from {when}"
+        )
     port_ = port if port is not None else settings.http_port
     _run(_serve(settings, host or settings.http_host, port_, traffic))
+
+
+def next_working_morning(settings: Settings, hour: int = 9) -> float:
+    """Epoch of the next 09:00 (local) on an official working day (调休 days included)."""
+    from datetime import datetime, timedelta
+
+    from callcenter.routing.calendar import is_working_day
+
+    day = datetime.now(settings.tz).date() + timedelta(days=1)
+    while not is_working_day(day):
+        day += timedelta(days=1)
+    return datetime(day.year, day.month, day.day, hour, tzinfo=settings.tz).timestamp()
+
+
+def _local(settings: Settings, epoch: float) -> str:
+    from datetime import datetime
+
+    return datetime.fromtimestamp(epoch, settings.tz).strftime("%Y-%m-%d %H:%M %Z")
 
 
 def _province_path(settings: Settings) -> Path:

@@ -12,16 +12,22 @@ QueueStatus and QueueSummary before its queued events are applied.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from callcenter.agi.handoff import HandoffRoute
+from callcenter.agi.server import AgiServer
 from callcenter.ami.actions import AmiActions
 from callcenter.ami.client import AmiClient, AmiNodeConfig
 from callcenter.ami.codec import Frame
+from callcenter.ami.events import CallOffered
 from callcenter.ami.normalize import Normalizer
 from callcenter.bus import EventBus
 from callcenter.pbxsim.ami_server import DEFAULT_USERS
@@ -29,6 +35,13 @@ from callcenter.pbxsim.province import province_model
 from callcenter.pbxsim.simulator import PbxSimulator
 from callcenter.pbxsim.workload import TrafficConfig
 from callcenter.regions.provinces import ProvinceData, load_province, province_file
+from callcenter.routing.engine import (
+    AgentView,
+    QueueView,
+    RoutingDecision,
+    RoutingEngine,
+    RoutingSnapshot,
+)
 from callcenter.routing.locate import Locator
 from callcenter.routing.rules import load_default_rules
 from callcenter.settings import Settings
@@ -62,8 +75,15 @@ class Telephony:
     recorder: CallRecorder
     province: ProvinceData
     locator: Locator
+    engine: RoutingEngine
     simulator: PbxSimulator | None = None
+    agi: AgiServer | None = None
+    agi_port: int | None = None
     nodes: dict[str, Node] = field(default_factory=dict)
+    decisions: int = 0
+    _pending_routing: OrderedDict[tuple[str, str], RoutingDecision] = field(
+        default_factory=OrderedDict
+    )
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -88,8 +108,13 @@ class Telephony:
         live = make_live_state(settings, bus, locate=locate, queues=queues)
         recorder = CallRecorder(sessionmaker, locate=locate)
         await recorder.start()
-        tel = cls(settings, live, recorder, province, locator)
+        engine = RoutingEngine(rules, province, settings.tz)
+        tel = cls(settings, live, recorder, province, locator, engine)
         try:
+            await tel._start_agi()
+            if traffic is not None and tel.agi_port is not None:
+                url = f"agi://{settings.fastagi_host_port[0]}:{tel.agi_port}/ivr"
+                traffic = dataclasses.replace(traffic, fastagi_url=url)
             for config in await tel._node_configs(traffic):
                 tel._add_node(config)
             for node in tel.nodes.values():
@@ -117,6 +142,67 @@ class Telephony:
             for name, host, port in s.asterisk_nodes
         ]
 
+    async def _start_agi(self) -> None:
+        """The FastAGI server Asterisk hands calls to; its ``ivr`` script routes them."""
+        host, port = self.settings.fastagi_host_port
+        if self.settings.uses_simulator:
+            port = 0  # the embedded simulator is told the port; never clash with a real one
+        self.agi = AgiServer()
+        self.agi.add_route(
+            "ivr",
+            HandoffRoute(
+                engine=self.engine,
+                snapshot=self.routing_snapshot,
+                now=self._now,
+                on_decision=self.record_decision,
+                default_node=SIMULATOR_NODE if self.settings.uses_simulator else "",
+            ),
+        )
+        self.agi_port = await self.agi.start(host, port)
+        log.info("FastAGI listening on %s:%d", host, self.agi_port)
+
+    def _now(self) -> datetime:
+        """Routing time: the simulator's virtual clock in the demo, else the real one."""
+        if self.simulator is not None:
+            return datetime.fromtimestamp(self.simulator.clock.now(), UTC)
+        return datetime.now(UTC)
+
+    def routing_snapshot(self) -> RoutingSnapshot:
+        """Ready agents and waiting callers per queue, from live state.
+
+        Agents are generalists (every skill) until seat skills are configured in the seats
+        table; then a seat's skills restrict what routing sends it.
+        """
+        everything = frozenset(
+            skill for st in self.engine.rules.service_types.values() for skill in st.skills
+        ) | frozenset(lang.skill for lang in self.engine.rules.languages.values() if lang.skill)
+        ready: dict[str, list[AgentView]] = {}
+        for agent in self.live.agents:
+            for membership in agent.queues:
+                if membership.state == "ready":
+                    view = AgentView(agent.interface, everything)
+                    ready.setdefault(membership.queue, []).append(view)
+        waiting = {q.name: len(q.waiting) for q in self.live.queues}
+        names = set(ready) | set(waiting)
+        views = {n: QueueView(tuple(ready.get(n, ())), waiting.get(n, 0)) for n in names}
+        return self.engine.snapshot(views)
+
+    def record_decision(self, node: str, linkedid: str, decision: RoutingDecision) -> None:
+        """Store the decision on the call once the bridge has seen the call (row queued)."""
+        self.decisions += 1
+        if not node and len(self.nodes) == 1:
+            node = next(iter(self.nodes))
+        if self.live.call(node, linkedid) is not None:
+            self._store_decision(node, linkedid, decision)
+            return
+        self._pending_routing[(node, linkedid)] = decision
+        while len(self._pending_routing) > 10_000:  # calls the bridge never saw
+            self._pending_routing.popitem(last=False)
+
+    def _store_decision(self, node: str, linkedid: str, decision: RoutingDecision) -> None:
+        record = decision.to_record()
+        self.recorder.record_routing(node, linkedid, [record], decision.service_type)
+
     def _add_node(self, config: AmiNodeConfig) -> None:
         normalizer = Normalizer(config.name)
         client = AmiClient(config, self._on_event, on_connected=self._on_connected)
@@ -127,6 +213,8 @@ class Telephony:
             await node.client.close()
         if self.simulator is not None:
             await self.simulator.stop()
+        if self.agi is not None:
+            await self.agi.close()
         await self.recorder.close()
         await self.live.close()
 
@@ -136,6 +224,10 @@ class Telephony:
         for event in self.nodes[node_name].normalizer.feed(frame):
             await self.live.apply(event)
             self.recorder.handle(event)
+            if isinstance(event, CallOffered) and event.linkedid:
+                pending = self._pending_routing.pop((node_name, event.linkedid), None)
+                if pending is not None:
+                    self._store_decision(node_name, event.linkedid, pending)
 
     async def _on_connected(self, node_name: str) -> None:
         node = self.nodes[node_name]

@@ -270,3 +270,57 @@ async def test_given_two_asterisk_nodes_then_both_followed_and_ids_kept_apart(
     finally:
         for sim in sims:
             await sim.stop()
+
+
+MONDAY_9AM_SHANGHAI = 1795395600.0  # 2026-11-23 09:00 Asia/Shanghai, an ordinary working day
+SUNDAY_9AM_SHANGHAI = MONDAY_9AM_SHANGHAI - 86400
+
+
+async def _routed_calls(
+    make_settings: Callable[..., Settings], sqlite_url: str, start: float
+) -> tuple[Telephony, list[Call]]:
+    settings = make_settings(database_url=sqlite_url)
+    traffic = _traffic(start=start, max_calls=30)
+    async with build_services(settings, telephony=True, traffic=traffic) as services:
+        tel = _tel(services)
+        await tel.wait_connected(5.0)
+        await _drain(services)
+        async with services.sessionmaker() as s:
+            calls = list((await s.execute(select(Call))).scalars())
+        assert tel.agi is not None and tel.agi.failures == 0
+        return tel, calls
+
+
+@pytest.mark.slow
+async def test_given_working_morning_then_routing_engine_sends_callers_to_their_city(
+    make_settings: Callable[..., Settings], sqlite_url: str
+) -> None:
+    tel, calls = await _routed_calls(make_settings, sqlite_url, MONDAY_9AM_SHANGHAI)
+    assert tel.agi is not None and tel.simulator is not None
+    hung_up_in_menu = tel.simulator.stats.total().ivr_hangups
+    assert tel.agi.sessions == 30 and tel.decisions == 30 - hung_up_in_menu
+    routed = [c for c in calls if c.routing]
+    assert len(calls) == 30 and len(routed) == tel.decisions  # every decision on its call
+    assert all(c.disposition == "ivr_hangup" for c in calls if not c.routing)
+    for call in routed:
+        decision = call.routing[0]
+        assert decision["reasons"], "every decision says why"
+        assert call.service_type == decision["service_type"]
+        first_queue = decision["queue"]
+        if decision["city_code"] and decision["service_type"] != "complaint":
+            assert first_queue in (f"city-{decision['city_code']}", "province")
+        if call.answered_at is not None and first_queue.startswith("city-"):
+            assert call.queue_name in (first_queue, decision["overflow_queue"])
+    codes = {r["code"] for c in routed for r in c.routing[0]["reasons"]}
+    assert "city-from-caller" in codes
+
+
+@pytest.mark.slow
+async def test_given_sunday_then_routing_engine_sends_everyone_to_the_duty_queue(
+    make_settings: Callable[..., Settings], sqlite_url: str
+) -> None:
+    _, calls = await _routed_calls(make_settings, sqlite_url, SUNDAY_9AM_SHANGHAI)
+    routed = [c for c in calls if c.routing]
+    assert len(routed) >= 25 and all(c.routing[0]["queue"] == "province-duty" for c in routed)
+    assert any(r["code"] == "after-hours" for r in routed[0].routing[0]["reasons"])
+    assert {c.queue_name for c in calls if c.queue_name} == {"province-duty"}

@@ -23,6 +23,7 @@ def channel_variable(channel: Channel, name: str) -> str:
         "CALLERID(name)": channel.caller_name,
         "CALLERID(num)": channel.caller_num,
         "UNIQUEID": channel.uniqueid,
+        "CHANNEL(linkedid)": channel.linkedid,
         "CHANNEL": channel.name,
         "CONTEXT": channel.context,
         "EXTEN": channel.exten,

@@ -180,15 +180,27 @@ class InboundCall(SimCall):
             caller, 4, str(path or f"/var/spool/asterisk/monitor/{caller.uniqueid}.wav")
         )
 
+    def _route(self) -> tuple[str, str | None, float]:
+        """Queue, overflow queue and wait: the dialplan's defaults, or what the platform's
+        FastAGI hand-off set (``HOTLINE_QUEUE``/``HOTLINE_OVERFLOW_QUEUE``/``…_AFTER``)."""
+        config, variables = self.ctx.config, self.caller.variables
+        queue = variables.get("HOTLINE_QUEUE") or ""
+        if queue not in self.pbx.model.queues:
+            timeout = config.city_timeout_s if self.line.overflow else config.province_timeout_s
+            return self.line.queue, self.line.overflow, timeout
+        overflow = variables.get("HOTLINE_OVERFLOW_QUEUE") or None
+        after = variables.get("HOTLINE_OVERFLOW_AFTER") or ""
+        if overflow not in self.pbx.model.queues or not after.isdigit():
+            return queue, None, config.province_timeout_s
+        return queue, overflow, float(after)
+
     async def _queues(self) -> None:
         config = self.ctx.config
-        timeout = config.city_timeout_s if self.line.overflow else config.province_timeout_s
-        result = await self._wait(self.line.queue, _QUEUE_PRIORITY, timeout)
-        if result == TIMEOUT and self.line.overflow:
-            await self._overflow()
-            result = await self._wait(
-                self.line.overflow, _QUEUE_PRIORITY + 4, config.province_timeout_s
-            )
+        queue, overflow, timeout = self._route()
+        result = await self._wait(queue, _QUEUE_PRIORITY, timeout)
+        if result == TIMEOUT and overflow:
+            await self._overflow(overflow)
+            result = await self._wait(overflow, _QUEUE_PRIORITY + 4, config.province_timeout_s)
         if result == ANSWERED:
             await self._talk()
         else:  # out of patience, or even the provincial queue timed out
@@ -268,14 +280,14 @@ class InboundCall(SimCall):
         if self.pbx.recorder is not None:
             await self.pbx.recorder.record(caller.uniqueid, self.talk_s)
 
-    async def _overflow(self) -> None:
-        """The city queue timed out: abandon + leave, then the dialplan goes to the province."""
+    async def _overflow(self, target: str) -> None:
+        """The city queue timed out: abandon + leave, then the dialplan goes to ``target``."""
         assert self.queue is not None
         steps, now = self.pbx.steps, self.pbx.clock.now()
         hold = int(now - self.joined_at)
         await steps.abandon(self.caller, self.queue, original=self.original_position, hold_s=hold)
         self.stats.overflowed += 1
-        result = "city queue result QUEUESTATUS=TIMEOUT"
+        result = f"city queue result QUEUESTATUS=TIMEOUT, next {target}"
         await steps.exten(self.caller, self.digit, _QUEUE_PRIORITY + 1, "NoOp", result)
         await steps.exten(self.caller, self.digit, _QUEUE_PRIORITY + 2, "GotoIf", "1?overflow")
 

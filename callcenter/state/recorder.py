@@ -21,6 +21,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -47,6 +48,7 @@ from callcenter.state.records import (
     SetEnded,
     SetIvrPath,
     SetQueued,
+    SetRouting,
     to_datetime,
 )
 from callcenter.state.regions import Locate
@@ -144,6 +146,12 @@ class CallRecorder:
             log.exception("call records: cannot handle %s", type(event).__name__)
             return
         self._enqueue(ops)
+
+    def record_routing(
+        self, node: str, linkedid: str, decisions: list[dict[str, Any]], service_type: str | None
+    ) -> None:
+        """Store why the call went where it went (after the call's row is queued)."""
+        self._enqueue([SetRouting(node, linkedid, tuple(decisions), service_type)])
 
     def record_resync(self, result: ResyncResult) -> None:
         """After a reconnect: rows for what happened meanwhile, and close calls that ended."""

@@ -155,6 +155,21 @@ class SetDisposition(Op):
 
 
 @dataclass(frozen=True, slots=True)
+class SetRouting(Op):
+    """The routing decisions (queue, overflow, priority, reasons) recorded on the call."""
+
+    decisions: tuple[dict[str, Any], ...]
+    service_type: str | None
+
+    def statement(self, dialect: str) -> Executable:
+        return (
+            update(Call)
+            .where(self._row())
+            .values(routing=list(self.decisions), service_type=_clip(self.service_type, 32))
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class SetIvrPath(Op):
     path: tuple[str, ...]
 

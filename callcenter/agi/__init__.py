@@ -1,0 +1,1 @@
+"""FastAGI: where Asterisk hands calls to the platform (IVR steps, routing)."""
