@@ -14,7 +14,7 @@ table.  What we replace (see ``shared/STYLE.md``):
   :class:`AmiDisconnected` (panoramisk would silently re-send or forget them);
 * timeouts: every action under ``wait_for(shield(...))`` and removed from the pending table on
   timeout (panoramisk leaks it); ``.success`` is checked and turned into :class:`AmiActionFailed`;
-* QueueAdd: forced to a single reply (panoramisk's list heuristic would wait forever).
+* QueueAdd, Atxfer: forced to a single reply (panoramisk's list heuristic fails on both).
 """
 
 from __future__ import annotations
@@ -39,10 +39,11 @@ log = logging.getLogger(__name__)
 
 FieldValue = str | Sequence[str]
 
-_SINGLE_REPLY = frozenset({"queueadd"})
-"""Actions panoramisk's ``Action.multi`` heuristic mistakes for lists: its rule "a message
-starting with 'added' and ending with 'to queue'" matches QueueAdd's one and only reply
-("Added interface to queue"), so the future would wait forever for list items."""
+_SINGLE_REPLY = frozenset({"queueadd", "atxfer"})
+"""Actions panoramisk's ``Action.multi`` heuristic gets wrong: "a message starting with 'added'
+and ending with 'to queue'" matches QueueAdd's only reply ("Added interface to queue"), so the
+future waits forever for list items; "…successfully queued" (Atxfer's reply) makes it read
+the action's ``Async`` key, which Atxfer has not, and raise ``KeyError`` inside the protocol."""
 EventHandler = Callable[[str, Frame], Awaitable[None]]
 NodeHook = Callable[[str], Awaitable[None]]
 
