@@ -83,7 +83,9 @@ async def test_redirect_blind_and_attended_transfer_and_recording(
     assert c.leg is not None
     agent_leg = c.leg.one.name
     await actions.attended_transfer(agent_leg, "transfer-targets", "8003")
-    await asyncio.sleep(0.05)  # the agent consults the target briefly, then hangs up
+    async with asyncio.timeout(5):  # the agent talks to the target, then hangs up
+        while c.phase != "consult":
+            await asyncio.sleep(0.01)
     await actions.hangup(agent_leg)
     attended = await _live_call(tel, node, c.caller.linkedid, lambda x: x.transfer_target)
     assert attended.transfer_target
