@@ -58,6 +58,7 @@ class SimClock:
         self._seq = itertools.count()
         self._holders: set[asyncio.Task[Any]] = set()
         self._sleeping: dict[asyncio.Task[Any], _Wakeup] = {}
+        self._paused = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._idle: asyncio.Event | None = None
         self._changed: asyncio.Event | None = None
@@ -68,7 +69,7 @@ class SimClock:
 
     def now(self) -> float:
         """Virtual epoch seconds; between wake-ups it advances with real time (paced mode)."""
-        if self.speed is None or self._holders or self._driver is None:
+        if self.speed is None or self._holders or self._driver is None or self._paused:
             return self._now
         real0, sim0 = self._anchor
         guess = sim0 + (time.monotonic() - real0) * self.speed
@@ -97,6 +98,24 @@ class SimClock:
         self._heap.clear()
         self._holders.clear()
         self._sleeping.clear()
+
+    async def pause(self) -> None:
+        """Freeze simulated time once the running processes have yielded.
+
+        Tests use it to compare the platform's view with a PBX that stands still.
+        """
+        if not self._paused:
+            self._now = self.now()
+            self._paused = True
+        if self._idle is not None:
+            await self._idle.wait()
+
+    def resume(self) -> None:
+        if self._paused:
+            self._paused = False
+            self._anchor = (time.monotonic(), self._now)
+            if self._changed is not None:
+                self._changed.set()
 
     @property
     def running(self) -> bool:
@@ -189,6 +208,10 @@ class SimClock:
         assert self._idle is not None and self._changed is not None
         while True:
             await self._idle.wait()
+            if self._paused:
+                self._changed.clear()
+                await self._changed.wait()
+                continue
             wakeup = self._next()
             delay = self._delay(wakeup.at) if wakeup is not None else None
             if wakeup is None or (delay is not None and delay > 0):
