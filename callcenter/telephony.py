@@ -17,12 +17,12 @@ import logging
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from callcenter.agi.handoff import HandoffRoute
+from callcenter.agi.handoff import CallerHistory, HandoffRoute
 from callcenter.agi.server import AgiServer
 from callcenter.ami.actions import AmiActions
 from callcenter.ami.client import AmiClient, AmiNodeConfig
@@ -76,6 +76,7 @@ class Telephony:
     province: ProvinceData
     locator: Locator
     engine: RoutingEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
     simulator: PbxSimulator | None = None
     agi: AgiServer | None = None
     agi_port: int | None = None
@@ -109,7 +110,7 @@ class Telephony:
         recorder = CallRecorder(sessionmaker, locate=locate)
         await recorder.start()
         engine = RoutingEngine(rules, province, settings.tz)
-        tel = cls(settings, live, recorder, province, locator, engine)
+        tel = cls(settings, live, recorder, province, locator, engine, sessionmaker)
         try:
             await tel._start_agi()
             if traffic is not None and tel.agi_port is not None:
@@ -156,6 +157,7 @@ class Telephony:
                 now=self._now,
                 on_decision=self.record_decision,
                 default_node=SIMULATOR_NODE if self.settings.uses_simulator else "",
+                history=self.caller_history,
             ),
         )
         self.agi_port = await self.agi.start(host, port)
@@ -166,6 +168,44 @@ class Telephony:
         if self.simulator is not None:
             return datetime.fromtimestamp(self.simulator.clock.now(), UTC)
         return datetime.now(UTC)
+
+    async def caller_history(self, number: str | None, linkedid: str) -> CallerHistory:
+        """Earlier calls of this number (indexed lookup), this call excluded.
+
+        The previous agent is named by the interface they are logged in with now, so routing
+        can prefer them only while they are actually in a queue.
+        """
+        if not number:
+            return CallerHistory()
+        from sqlalchemy import select
+
+        from callcenter.db.models import Call
+
+        days = max(self.engine.rules.previous_agent.days, 1)
+        since = self._now() - timedelta(days=days)
+        stmt = (
+            select(Call.offered_at, Call.answered_at, Call.agent_extension)
+            .where(Call.caller_number == number[:32], Call.offered_at >= since)
+            .where(Call.linkedid != linkedid)
+            .order_by(Call.offered_at.desc())
+            .limit(20)
+        )
+        async with self.sessionmaker() as session:
+            rows = (await session.execute(stmt)).all()
+        if not rows:
+            return CallerHistory()
+        answered = next((r for r in rows if r.answered_at and r.agent_extension), None)
+        interface = None
+        if answered is not None:
+            interface = next(
+                (a.interface for a in self.live.agents if a.extension == answered.agent_extension),
+                None,
+            )
+        return CallerHistory(
+            last_call_at=rows[0].offered_at,
+            previous_agent=interface,
+            previous_agent_at=answered.answered_at if answered is not None else None,
+        )
 
     def routing_snapshot(self) -> RoutingSnapshot:
         """Ready agents and waiting callers per queue, from live state.

@@ -363,3 +363,63 @@ async def test_given_pbx_restarted_then_live_state_matches_the_frozen_pbx(
     finally:
         sim.clock.resume()
     await _drain(running)
+
+
+@pytest.mark.slow
+async def test_given_caller_answered_yesterday_then_repeat_priority_and_same_agent_preferred(
+    make_settings: Callable[..., Settings], sqlite_url: str
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from callcenter.pbxsim.fastagi_client import AgiCaller, FastAgiSession
+    from callcenter.pbxsim.model import Channel
+
+    quiet = _traffic(start=MONDAY_9AM_SHANGHAI, calls_per_hour=0.0, max_calls=0)
+    async with build_services(
+        make_settings(database_url=sqlite_url), telephony=True, traffic=quiet
+    ) as services:
+        tel = _tel(services)
+        await tel.wait_connected(5.0)
+        async with asyncio.timeout(5):
+            while not tel.live.agents:
+                await asyncio.sleep(0.02)
+        city = tel.locator.locate("13805730001").city_code
+        queue = f"city-{city}"
+        seat = next(
+            a
+            for a in tel.live.agents
+            if any(m.queue == queue and m.state == "ready" for m in a.queues)
+        )
+        now = datetime.fromtimestamp(MONDAY_9AM_SHANGHAI, UTC)
+        async with services.sessionmaker() as s:
+            s.add(
+                Call(
+                    node="sim-node1",
+                    linkedid="earlier-1",
+                    caller_number="13805730001",
+                    offered_at=now - timedelta(hours=3),
+                    answered_at=now - timedelta(hours=3),
+                    ended_at=now - timedelta(hours=2),
+                    agent_extension=seat.extension,
+                )
+            )
+            await s.commit()
+        caller = Channel(
+            name="PJSIP/trunk-000000aa",
+            uniqueid="1795395601.1",
+            linkedid="1795395601.1",
+            caller_num="13805730001",
+            caller_name="张三",
+            context="from-trunk",
+            exten="12348",
+        )
+        assert tel.agi_port is not None
+        session = FastAgiSession(caller, "agi://127.0.0.1/ivr", ("330400", "zh-CN"), AgiCaller("1"))
+        await session.run("127.0.0.1", tel.agi_port)
+        decision = tel._pending_routing[("sim-node1", "1795395601.1")]
+        codes = {r.code for r in decision.reasons}
+        assert {"repeat-caller", "previous-agent-preferred"} <= codes
+        assert decision.preferred_agent == seat.interface
+        assert decision.queue == queue and decision.priority >= 5
+        assert caller.variables["HOTLINE_QUEUE"] == queue
+        assert caller.variables["HOTLINE_PRIORITY"] == str(decision.priority)

@@ -10,8 +10,9 @@ flows (ivr_flows/) replace :meth:`HandoffRoute.menu` and keep the routing step.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -33,6 +34,24 @@ MENU_SERVICES = {
 DecisionSink = Callable[[str, str, RoutingDecision], None]
 
 
+@dataclass(frozen=True, slots=True)
+class CallerHistory:
+    """The caller's earlier calls, for repeat-caller priority and previous-agent preference."""
+
+    last_call_at: datetime | None = None
+    previous_agent: str | None = None
+    """Queue-member interface of the agent who last answered, when that agent is known live."""
+    previous_agent_at: datetime | None = None
+
+
+History = Callable[[str | None, str], Awaitable[CallerHistory]]
+"""(caller number, this call's linkedid) → history, excluding this call."""
+
+
+async def no_history(_number: str | None, _linkedid: str) -> CallerHistory:
+    return CallerHistory()
+
+
 @dataclass(slots=True)
 class HandoffRoute:
     engine: RoutingEngine
@@ -40,6 +59,7 @@ class HandoffRoute:
     now: Callable[[], datetime]
     on_decision: DecisionSink
     default_node: str
+    history: History = no_history
     menu_prompt: str = "hotline/main-menu"
     menu_timeout_ms: int = 5000
 
@@ -48,11 +68,21 @@ class HandoffRoute:
         digit = await self.menu(req)
         service = MENU_SERVICES.get(digit, self.engine.rules.default_service_type)
         await req.set_variable("IVR_CHOICE", digit or "0")
-        decision = self.engine.decide(self._request(req, service), self.snapshot(), self.now())
-        await self._apply(req, decision)
         linkedid = await req.result_value("GET", "VARIABLE", "CHANNEL(linkedid)")
+        linkedid = linkedid or req.env.get("agi_uniqueid", "")
+        request = self._request(req, service)
+        past = await self.history(request.caller, linkedid)
+        request = dataclasses.replace(
+            request,
+            repeat_caller=False,
+            last_call_at=past.last_call_at,
+            previous_agent=past.previous_agent,
+            previous_agent_at=past.previous_agent_at,
+        )
+        decision = self.engine.decide(request, self.snapshot(), self.now())
+        await self._apply(req, decision)
         node = req.query.get("node") or self.default_node
-        self.on_decision(node, linkedid or req.env.get("agi_uniqueid", ""), decision)
+        self.on_decision(node, linkedid, decision)
 
     async def menu(self, req: AgiRequest) -> str:
         """One DTMF key; no key (timeout) counts as 0 (人工, a person)."""
