@@ -22,6 +22,7 @@ from callcenter.settings import Settings
 
 if TYPE_CHECKING:
     from callcenter.pbxsim.workload import TrafficConfig
+    from callcenter.state import LiveState
     from callcenter.telephony import Telephony
 
 
@@ -34,6 +35,9 @@ class Services:
     rate_limiter: RateLimiter
     readiness: StatusAggregator
     telephony: Telephony | None = None
+    live: LiveState | None = None
+    """Live calls/queues/agents: fed by this process's bridge, or read from Redis (a web-only
+    instance beside the bridge process); None when neither (embedded mode without a bridge)."""
 
 
 def _readiness(
@@ -86,11 +90,18 @@ async def build_services(
         stack.push_async_callback(limiter.close)
         sessionmaker = make_sessionmaker(engine)
         tel = None
+        live = None
         if telephony:
             from callcenter.telephony import Telephony
 
             tel = await Telephony.start(settings, bus, sessionmaker, traffic=traffic)
             stack.push_async_callback(tel.close)
+            live = tel.live
+        elif settings.redis_url:
+            from callcenter.state import make_live_state
+
+            live = make_live_state(settings, None)
+            stack.push_async_callback(live.close)
         yield Services(
             settings=settings,
             engine=engine,
@@ -99,4 +110,5 @@ async def build_services(
             rate_limiter=limiter,
             readiness=_readiness(settings, engine, bus, tel),
             telephony=tel,
+            live=live,
         )

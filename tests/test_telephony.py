@@ -423,3 +423,69 @@ async def test_given_caller_answered_yesterday_then_repeat_priority_and_same_age
         assert decision.queue == queue and decision.priority >= 5
         assert caller.variables["HOTLINE_QUEUE"] == queue
         assert caller.variables["HOTLINE_PRIORITY"] == str(decision.priority)
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+async def test_given_redis_then_a_web_only_instance_serves_the_bridges_live_state(
+    make_settings: Callable[..., Settings], sqlite_url: str
+) -> None:
+    import uuid
+
+    from callcenter.auth.services import create_user
+    from callcenter.db.models import Role
+    from callcenter.web.app import create_app
+
+    shared = {
+        "database_url": sqlite_url,
+        "redis_url": "redis://127.0.0.1:6379/0",
+        "redis_prefix": f"cc-test-{uuid.uuid4().hex[:8]}",
+    }
+    traffic = _traffic(start=MONDAY_9AM_SHANGHAI, talk_s=(200.0, 300.0))
+    async with (
+        build_services(make_settings(**shared), telephony=True, traffic=traffic) as bridge,
+        build_services(make_settings(**shared)) as web,
+    ):
+        assert web.telephony is None and web.live is not None
+        tel = _tel(bridge)
+        await tel.wait_connected(5.0)
+        async with web.sessionmaker() as s:
+            await create_user(
+                s,
+                username="wallboard-sup",
+                password="Supervisor-2026!",
+                role=Role.SUPERVISOR,
+                region_code="330000",
+            )
+        app = create_app(services=web)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+        ) as c:
+            login = await c.post(
+                "/api/auth/login",
+                json={"username": "wallboard-sup", "password": "Supervisor-2026!", "client": "api"},
+            )
+            headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+            async with asyncio.timeout(10):
+                while len(tel.live.calls) < 5:
+                    await asyncio.sleep(0.05)
+            await sim_pause(tel)
+            try:
+                await asyncio.sleep(0.2)
+                for node in tel.nodes.values():
+                    await node.client.drain()
+                await asyncio.sleep(0.2)  # store writes to Redis
+                calls = (await c.get("/api/live/calls", headers=headers)).json()
+                expected = {call.linkedid for call in tel.live.calls}
+                assert {item["linkedid"] for item in calls["items"]} == expected
+                assert all(item["number_masked"] for item in calls["items"])  # supervisor
+                queues = (await c.get("/api/live/queues", headers=headers)).json()
+                assert {q["name"] for q in queues["items"]} >= {"province"}
+            finally:
+                assert tel.simulator is not None
+                tel.simulator.clock.resume()
+
+
+async def sim_pause(tel: Telephony) -> None:
+    assert tel.simulator is not None
+    await tel.simulator.clock.pause()

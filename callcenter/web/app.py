@@ -49,5 +49,5 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
 def _attach(app: FastAPI, services: Services) -> None:
     app.state.services = services
-    if services.telephony is not None:
-        app.state.live_state = services.telephony.live
+    if services.live is not None:
+        app.state.live_state = services.live
