@@ -11,12 +11,11 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from callcenter.db import models  # noqa: F401  (registers the tables)
-from callcenter.db.base import Base
 from callcenter.db.engine import make_engine
+from callcenter.db.registry import metadata
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = metadata
 
 
 def _url() -> str:

@@ -41,9 +41,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(health.router)
     from callcenter.auth.http import router as auth_router
     from callcenter.state.http import router as live_router
+    from ticketing.http import router as tickets_router
 
     app.include_router(auth_router)
     app.include_router(live_router)
+    app.include_router(tickets_router)
     return app
 
 

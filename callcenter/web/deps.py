@@ -1,4 +1,8 @@
-"""FastAPI dependencies as ``Annotated`` aliases, so tests can override them one by one."""
+"""FastAPI dependencies as ``Annotated`` aliases, so tests can override them one by one.
+
+They are ``async def`` even where nothing is awaited: FastAPI runs plain ``def`` dependencies
+in its thread pool, a cost paid on every request for no benefit here.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from callcenter.services import Services
 from callcenter.settings import Settings
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -21,7 +25,7 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_settings(services: ServicesDep) -> Settings:
+async def get_settings(services: ServicesDep) -> Settings:
     return services.settings
 
 
@@ -30,7 +34,7 @@ async def get_session(services: ServicesDep) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def get_bus(services: ServicesDep) -> EventBus:
+async def get_bus(services: ServicesDep) -> EventBus:
     return services.bus
 
 

@@ -26,7 +26,6 @@ from callcenter.db.models import Role, Seat
 from callcenter.services import Services, build_services
 from callcenter.settings import Settings
 from callcenter.state import LiveState, Regions
-from callcenter.state.http import router
 from callcenter.web.app import create_app
 from tests.state.conftest import Ticker, Traces
 from tests.state.test_live_traces import feed_until
@@ -80,10 +79,7 @@ class Api:
 
 
 def app_with_live_router(services: Services) -> FastAPI:
-    app = create_app(services=services)
-    if not any(getattr(r, "path", "") == "/api/live/calls" for r in app.routes):
-        app.include_router(router)  # until the lead wires it into create_app
-    return app
+    return create_app(services=services)
 
 
 async def populated_live_state(regions: Regions, traces: Traces) -> LiveState:

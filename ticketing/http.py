@@ -1,0 +1,125 @@
+"""``/api/tickets``: create, read, search, act on tickets and read their history.
+
+Routes only validate, call :class:`~ticketing.services.TicketService` and serialize. Who may do
+what, region scope (another region's ticket is a 404) and the life-cycle rules live in the
+service and in :mod:`ticketing.states`. Include with ``app.include_router(router)``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Path, Query
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+
+from callcenter.auth.deps import CurrentUser
+from callcenter.db.base import utcnow
+from callcenter.errors import NotFound
+from callcenter.web.deps import ServicesDep, SessionDep
+from ticketing.schemas import (
+    ACTION_BODIES,
+    ActionBody,
+    HistoryOut,
+    HistoryPage,
+    TicketCreate,
+    TicketOut,
+    TicketPage,
+    TicketQuery,
+)
+from ticketing.services import Clock, TicketService, can_see_caller_number
+from ticketing.states import Action
+
+__all__ = ["ClockDep", "get_clock", "get_ticket_service", "router"]
+
+router = APIRouter(prefix="/api/tickets", tags=["tickets"])
+
+
+async def get_clock() -> Clock:
+    """The clock deadlines are computed from; tests override this dependency.
+
+    Dependencies here are ``async def`` on purpose: FastAPI runs a plain ``def`` dependency in
+    the thread pool, a thread hop per request for a function that does no I/O.
+    """
+    return utcnow
+
+
+ClockDep = Annotated[Clock, Depends(get_clock)]
+
+
+async def get_ticket_service(
+    session: SessionDep, services: ServicesDep, clock: ClockDep
+) -> TicketService:
+    return TicketService(session, services.bus, clock=clock, tz=services.settings.tz)
+
+
+ServiceDep = Annotated[TicketService, Depends(get_ticket_service)]
+TicketId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+
+_BODY_HELP = "Fields by action (all accept `reason` and `version`): " + "; ".join(
+    f"{action.value}: {', '.join(sorted(set(model.model_fields) - {'reason', 'version'})) or '-'}"
+    for action, model in ACTION_BODIES.items()
+)
+
+
+def parse_action_body(action: Action, raw: dict[str, Any] | None) -> ActionBody:
+    """Validate the body against the action's own model; errors are the usual 400."""
+    model = ACTION_BODIES.get(action)
+    if model is None:
+        raise NotFound(f"unknown action {action.value}")
+    try:
+        return model.model_validate(raw or {})
+    except ValidationError as exc:
+        errors = [{**err, "loc": ("body", *err["loc"])} for err in exc.errors(include_url=False)]
+        raise RequestValidationError(errors) from None
+
+
+def _out(principal: CurrentUser, ticket: Any) -> TicketOut:
+    return TicketOut.of(ticket, mask_number=not can_see_caller_number(principal, ticket))
+
+
+@router.post("", status_code=201)
+async def create_ticket(body: TicketCreate, principal: CurrentUser, svc: ServiceDep) -> TicketOut:
+    """受理: a new ticket (``resolved_on_call`` closes it at once: 一次办结)."""
+    return _out(principal, await svc.create(principal, body))
+
+
+@router.get("")
+async def list_tickets(
+    principal: CurrentUser, svc: ServiceDep, query: Annotated[TicketQuery, Query()]
+) -> TicketPage:
+    """Visible tickets, newest first; ``q`` is a substring search (LIKE) in content/answer."""
+    items, total = await svc.search(principal, query)
+    return TicketPage(
+        items=[_out(principal, t) for t in items],
+        total=total,
+        limit=query.limit,
+        offset=query.offset,
+    )
+
+
+@router.get("/{ticket_id}")
+async def get_ticket(ticket_id: TicketId, principal: CurrentUser, svc: ServiceDep) -> TicketOut:
+    return _out(principal, await svc.get(principal, ticket_id))
+
+
+@router.get("/{ticket_id}/history")
+async def ticket_history(
+    ticket_id: TicketId, principal: CurrentUser, svc: ServiceDep
+) -> HistoryPage:
+    ticket, entries = await svc.history(principal, ticket_id)
+    items = [HistoryOut.of(e.row, e.actor_username) for e in entries]
+    return HistoryPage(ticket_id=ticket.id, number=ticket.number, items=items)
+
+
+@router.post("/{ticket_id}/actions/{action}", description=_BODY_HELP)
+async def act_on_ticket(
+    ticket_id: TicketId,
+    action: Action,
+    principal: CurrentUser,
+    svc: ServiceDep,
+    body: Annotated[dict[str, Any] | None, Body()] = None,
+) -> TicketOut:
+    """One life-cycle step; 409 naming the current state when the step is not allowed now."""
+    parsed = parse_action_body(action, body)
+    return _out(principal, await svc.act(principal, ticket_id, action, parsed))
