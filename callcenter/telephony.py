@@ -82,6 +82,8 @@ class Telephony:
     agi_port: int | None = None
     nodes: dict[str, Node] = field(default_factory=dict)
     decisions: int = 0
+    seat_skills: dict[str, frozenset[str]] = field(default_factory=dict)
+    """Extension → skills (service skills + ``lang-…`` language skills) from the seats table."""
     _pending_routing: OrderedDict[tuple[str, str], RoutingDecision] = field(
         default_factory=OrderedDict
     )
@@ -112,6 +114,7 @@ class Telephony:
         engine = RoutingEngine(rules, province, settings.tz)
         tel = cls(settings, live, recorder, province, locator, engine, sessionmaker)
         try:
+            await tel.load_seat_skills()
             await tel._start_agi()
             if traffic is not None and tel.agi_port is not None:
                 url = f"agi://{settings.fastagi_host_port[0]}:{tel.agi_port}/ivr"
@@ -207,20 +210,41 @@ class Telephony:
             previous_agent_at=answered.answered_at if answered is not None else None,
         )
 
-    def routing_snapshot(self) -> RoutingSnapshot:
-        """Ready agents and waiting callers per queue, from live state.
+    async def load_seat_skills(self) -> None:
+        """Read seat skills at start: a seat with skills configured takes only calls that
+        need them (its languages become ``lang-…`` skills through the rule file); a seat with
+        none configured is a generalist."""
+        from sqlalchemy import select
 
-        Agents are generalists (every skill) until seat skills are configured in the seats
-        table; then a seat's skills restrict what routing sends it.
-        """
-        everything = frozenset(
-            skill for st in self.engine.rules.service_types.values() for skill in st.skills
-        ) | frozenset(lang.skill for lang in self.engine.rules.languages.values() if lang.skill)
+        from callcenter.db.models import Seat
+
+        rules = self.engine.rules
+        lang_skill = {code: rule.skill for code, rule in rules.languages.items() if rule.skill}
+        async with self.sessionmaker() as session:
+            seats = (await session.execute(select(Seat))).scalars().all()
+        self.seat_skills = {}
+        for seat in seats:
+            if seat.skills:
+                langs = {lang.split("-")[0] for lang in seat.languages}
+                extra = {lang_skill[code] for code in langs if code in lang_skill}
+                self.seat_skills[seat.extension] = frozenset(seat.skills) | extra
+
+    def _skills_of(self, extension: str | None) -> frozenset[str]:
+        configured = self.seat_skills.get(extension or "")
+        if configured is not None:
+            return configured
+        rules = self.engine.rules
+        return frozenset(s for st in rules.service_types.values() for s in st.skills) | frozenset(
+            lang.skill for lang in rules.languages.values() if lang.skill
+        )
+
+    def routing_snapshot(self) -> RoutingSnapshot:
+        """Ready agents (with their seat's skills) and waiting callers per queue."""
         ready: dict[str, list[AgentView]] = {}
         for agent in self.live.agents:
             for membership in agent.queues:
                 if membership.state == "ready":
-                    view = AgentView(agent.interface, everything)
+                    view = AgentView(agent.interface, self._skills_of(agent.extension))
                     ready.setdefault(membership.queue, []).append(view)
         waiting = {q.name: len(q.waiting) for q in self.live.queues}
         names = set(ready) | set(waiting)

@@ -489,3 +489,49 @@ async def test_given_redis_then_a_web_only_instance_serves_the_bridges_live_stat
 async def sim_pause(tel: Telephony) -> None:
     assert tel.simulator is not None
     await tel.simulator.clock.pause()
+
+
+@pytest.mark.slow
+async def test_given_seats_with_skills_then_routing_only_counts_matching_agents(
+    make_settings: Callable[..., Settings], sqlite_url: str
+) -> None:
+    from callcenter.db.models import Seat
+    from callcenter.routing.engine import RoutingRequest
+
+    quiet = _traffic(start=MONDAY_9AM_SHANGHAI, calls_per_hour=0.0, max_calls=0)
+    async with build_services(
+        make_settings(database_url=sqlite_url), telephony=True, traffic=quiet
+    ) as services:
+        tel = _tel(services)
+        await tel.wait_connected(5.0)
+        async with asyncio.timeout(5):
+            while not tel.live.agents:
+                await asyncio.sleep(0.02)
+        hangzhou = [a for a in tel.live.agents if any(m.queue == "city-330100" for m in a.queues)]
+        assert hangzhou and all(a.extension for a in hangzhou)
+        async with services.sessionmaker() as s:
+            for agent in hangzhou:
+                s.add(
+                    Seat(
+                        extension=agent.extension,
+                        name=agent.member_name or agent.extension,
+                        region_code="330100",
+                        skills=["mediation"],
+                        languages=["zh-CN"],
+                    )
+                )
+            await s.commit()
+        await tel.load_seat_skills()
+        snapshot = tel.routing_snapshot()
+        assert snapshot.ready_count("city-330100", frozenset({"legal_consult"})) == 0
+        assert snapshot.ready_count("city-330100", frozenset({"mediation"})) == len(hangzhou)
+        now = tel._now()
+        consult = tel.engine.decide(
+            RoutingRequest(caller="13805730001", service_type="legal_consult"), snapshot, now
+        )
+        assert consult.queue == "province"
+        assert "no-ready-agent-in-city" in {r.code for r in consult.reasons}
+        mediation = tel.engine.decide(
+            RoutingRequest(caller="13805730001", service_type="mediation"), snapshot, now
+        )
+        assert mediation.queue == "city-330100"
