@@ -166,6 +166,8 @@ class Queue:
         ]
 
     def entry_fields(self, now: float) -> list[Fields]:
+        """``QueueEntry`` bodies; ``Wait`` is a difference of whole epoch seconds (``time_t``),
+        as Asterisk computes it (trace 10: 2.9 s of waiting can show as ``Wait: 3``)."""
         return [
             [
                 ("Queue", self.name),
@@ -176,14 +178,14 @@ class Queue:
                 ("CallerIDName", entry.channel.caller_name),
                 ("ConnectedLineNum", entry.channel.connected_num),
                 ("ConnectedLineName", entry.channel.connected_name),
-                ("Wait", str(int(now - entry.joined))),
+                ("Wait", str(int(now) - int(entry.joined))),
                 ("Priority", str(entry.priority)),
             ]
             for position, entry in enumerate(self.entries, start=1)
         ]
 
     def summary_fields(self, now: float) -> Fields:
-        longest = max((int(now - e.joined) for e in self.entries), default=0)
+        longest = max((int(now) - int(e.joined) for e in self.entries), default=0)
         return [
             ("Queue", self.name),
             ("LoggedIn", str(len(self.members))),
@@ -229,6 +231,16 @@ class PbxModel:
     def new_uniqueid(self) -> str:
         prefix = f"{self.systemname}-" if self.systemname else ""
         return f"{prefix}{int(self.clock())}.{next(self._sequence)}"
+
+    def continue_ids(self, *, local: int, sequence: int) -> None:
+        """Go on counting Local channels and Uniqueids from ``local`` / ``sequence``.
+
+        The traces were captured in one Asterisk run, so their counters carry over from file
+        to file; a replay that starts where a trace started names its channels exactly as the
+        trace does (and the platform's actions can be sent byte for byte).
+        """
+        self._local_counter = itertools.count(local)
+        self._sequence = itertools.count(sequence)
 
     def new_bridge_id(self) -> str:
         if self.rng is not None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from callcenter.ami.codec import Frame
@@ -25,7 +26,14 @@ from callcenter.pbxsim.model import Channel, Fields
 from callcenter.pbxsim.queue_actions import is_true
 from callcenter.pbxsim.steps import seat_exten
 
-__all__ = ["OriginateActions", "OriginateRequest", "dial_outcome", "parse_caller_id"]
+__all__ = [
+    "OriginateActions",
+    "OriginateRequest",
+    "OutboundCall",
+    "OutboundFactory",
+    "dial_outcome",
+    "parse_caller_id",
+]
 
 BUSY, NO_ANSWER, CONGESTION, FAILED, ANSWERED, HUNG_UP = 5, 3, 8, 0, 4, 1
 _TECHNOLOGIES = frozenset({"local", "pjsip", "sip", "iax2", "dahdi"})
@@ -144,8 +152,10 @@ def _variables(lines: tuple[str, ...]) -> dict[str, str]:
 class OriginateActions:
     """The ``Originate`` handler; :meth:`install` registers it."""
 
-    def __init__(self, pbx: Pbx) -> None:
+    def __init__(self, pbx: Pbx, call_type: OutboundFactory | None = None) -> None:
         self.pbx = pbx
+        self.call_type: OutboundFactory = call_type or OutboundCall
+        """What an accepted Originate becomes; the trace replays plug in the lab's dialplan."""
 
     def install(self) -> None:
         self.pbx.server.register_action("Originate", self.originate)
@@ -156,7 +166,7 @@ class OriginateActions:
         if isinstance(request, str):
             return await server.error(session, action_id, request)
         seats = {seat_exten(m.interface) for q in self.pbx.model.queues.values() for m in q.members}
-        call = OutboundCall(self.pbx, request, dial_outcome(request.channel, seats))
+        call = self.call_type(self.pbx, request, dial_outcome(request.channel, seats))
         call.start(f"originate {request.channel}")
         if request.is_async:
             return await server.ack(session, action_id, "Originate successfully queued")
@@ -346,6 +356,9 @@ class OutboundCall(SimCall):
             await steps.hangup(self.two, cause, request="SoftHangupRequest")
         if self.seat is not None:
             await steps.member_status(self.seat, 1)
+
+
+OutboundFactory = Callable[[Pbx, OriginateRequest, int], OutboundCall]
 
 
 def _priority(text: str | None) -> int:
