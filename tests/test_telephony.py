@@ -104,13 +104,17 @@ class Lifetimes:
             elif name == "Hangup":
                 self.died[uid] = now
 
+    IN_FLIGHT_S = 0.2
+    """Events emitted this shortly before a cut may still sit in socket buffers when the link
+    dies; like a real Asterisk's, they are lost with the connection."""
+
     def inside(self, gaps: list[tuple[float, float]]) -> set[str]:
         """Calls whose whole life fell inside a disconnection: no AMI event ever showed them."""
         return {
             uid
             for uid, born in self.born.items()
             for start, end in gaps
-            if start <= born and self.died.get(uid, float("inf")) <= end
+            if start - self.IN_FLIGHT_S <= born and self.died.get(uid, float("inf")) <= end
         }
 
 
