@@ -28,7 +28,7 @@ from callcenter.state.publish import channel_of, compact
 from callcenter.state.regions import Regions
 from callcenter.state.resync import ResyncResult, resync_tracker
 from callcenter.state.store import LiveStore, LiveStoreError, MemoryLiveStore, node_of
-from callcenter.state.tracker import Tracker
+from callcenter.state.tracker import ENDED_MEMORY, Tracker
 
 __all__ = ["LiveState"]
 
@@ -47,10 +47,11 @@ class LiveState:
         tz: tzinfo | None = None,
         clock: Clock = time.time,
         inbound_contexts: Collection[str] = DEFAULT_INBOUND_CONTEXTS,
-        memory: int = 100_000,
+        memory: int = ENDED_MEMORY,
     ) -> None:
         """``regions`` decides who sees what; ``clock`` stands in when events carry no
-        ``Timestamp`` (``timestampevents = no``, the Asterisk default)."""
+        ``Timestamp`` (``timestampevents = no``, the Asterisk default); ``memory`` is how many
+        ended calls are remembered (:data:`~callcenter.state.tracker.ENDED_MEMORY`)."""
         self.regions = regions
         self.store = store if store is not None else MemoryLiveStore()
         self.bus = bus
