@@ -12,10 +12,12 @@ QueueStatus and QueueSummary before its queued events are applied.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -57,6 +59,7 @@ from callcenter.state import (
 log = logging.getLogger(__name__)
 
 SIMULATOR_NODE = "sim-node1"
+CLOSE_TIMEOUT_S = 10.0
 
 
 @dataclass(slots=True)
@@ -273,14 +276,21 @@ class Telephony:
         self.nodes[config.name] = Node(client, normalizer, AmiActions(client))
 
     async def close(self) -> None:
-        for node in self.nodes.values():
-            await node.client.close()
+        """Shut down in order; no step may hang the process (each is bounded and logged)."""
+        steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            (f"AMI node {name}", node.client.close) for name, node in self.nodes.items()
+        ]
         if self.simulator is not None:
-            await self.simulator.stop()
+            steps.append(("PBX simulator", self.simulator.stop))
         if self.agi is not None:
-            await self.agi.close()
-        await self.recorder.close()
-        await self.live.close()
+            steps.append(("FastAGI server", self.agi.close))
+        steps += [("call recorder", self.recorder.close), ("live state", self.live.close)]
+        for what, close in steps:
+            try:
+                async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                    await close()
+            except TimeoutError:
+                log.error("shutdown: %s did not close within %g s", what, CLOSE_TIMEOUT_S)
 
     # ----------------------------------------------------------------- event flow
 
