@@ -53,6 +53,7 @@ from callcenter.ami.events import (
     RecordingStopped,
     originate_reason,
 )
+from callcenter.recent import RecentSet
 
 __all__ = [
     "DEFAULT_INBOUND_CONTEXTS",
@@ -216,33 +217,6 @@ class NormalizerStats:
     duplicates: int = 0
 
 
-class _Recent:
-    """A bounded set that forgets its oldest keys: remembers the last ``size`` keys added.
-
-    A set for lookups and a deque for the order, so ``add`` is O(1) also when full (popping the
-    first key of a dict with ``next(iter(...))`` scans every slot deleted before it: O(size)).
-    """
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._keys: set[Any] = set()
-        self._order: deque[Any] = deque()
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._keys
-
-    def __len__(self) -> int:
-        return len(self._keys)
-
-    def add(self, key: Any) -> None:
-        if key in self._keys:
-            return
-        self._keys.add(key)
-        self._order.append(key)
-        if len(self._order) > self._size:
-            self._keys.discard(self._order.popleft())
-
-
 # --------------------------------------------------------------------------- helpers
 
 
@@ -310,8 +284,8 @@ class Normalizer:
         self._call_by_linkedid: dict[str, str] = {}
         self._bridges: dict[str, dict[str, str]] = {}
         self._members: dict[tuple[str, str], _Member] = {}
-        self._ended = _Recent(memory)
-        self._seen = _Recent(memory)
+        self._ended = RecentSet[Any](memory)
+        self._seen = RecentSet[Any](memory)
         self._out: list[CallEvent] = []
         self._ts: float | None = None
 

@@ -19,13 +19,13 @@ Rules kept in one place:
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 
 from callcenter.ami.events import AgentState, CallEvent
+from callcenter.recent import RecentSet
 from callcenter.state.handlers import HANDLERS
 from callcenter.state.model import (
     CallState,
@@ -56,33 +56,6 @@ class _Book:
     talk_started: float | None = None
 
 
-class _Recent:
-    """A bounded set that forgets its oldest keys: remembers the last ``size`` keys added.
-
-    A set for lookups and a deque for the order, so ``add`` is O(1) also when full (popping the
-    first key of a dict with ``next(iter(...))`` scans every slot deleted before it: O(size)).
-    """
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._keys: set[str] = set()
-        self._order: deque[str] = deque()
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._keys
-
-    def __len__(self) -> int:
-        return len(self._keys)
-
-    def add(self, key: str) -> None:
-        if key in self._keys:
-            return
-        self._keys.add(key)
-        self._order.append(key)
-        if len(self._order) > self._size:
-            self._keys.discard(self._order.popleft())
-
-
 ENDED_MEMORY = 2048
 """Ended calls the tracker remembers (newest first), against a replayed ``CallOffered`` or a
 resync re-creating a call from a channel that outlived it.  Both come within seconds to minutes;
@@ -102,7 +75,7 @@ class Tracker:
         self.agents: dict[str, LiveAgent] = {}
         self.now = 0.0
         self._books: dict[str, _Book] = {}
-        self._ended = _Recent(memory)
+        self._ended = RecentSet[str](memory)
         self._day: date | None = None
         self._next_day = -math.inf
         """Epoch seconds at which the day after ``_day`` starts (events before it: same day)."""
