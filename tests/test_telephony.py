@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -372,6 +373,22 @@ async def test_given_pbx_restarted_then_live_state_matches_the_frozen_pbx(
     await _drain(running)
 
 
+@asynccontextmanager
+async def quiet_bridge(
+    make_settings: Callable[..., Settings], sqlite_url: str
+) -> AsyncIterator[Services]:
+    """The bridge on a Monday morning with no traffic: seats logged in and ready."""
+    quiet = _traffic(start=MONDAY_9AM_SHANGHAI, calls_per_hour=0.0, max_calls=0)
+    settings = make_settings(database_url=sqlite_url)
+    async with build_services(settings, telephony=True, traffic=quiet) as services:
+        tel = _tel(services)
+        await tel.wait_connected(5.0)
+        async with asyncio.timeout(5):
+            while not tel.live.agents:
+                await asyncio.sleep(0.02)
+        yield services
+
+
 @pytest.mark.slow
 async def test_given_caller_answered_yesterday_then_repeat_priority_and_same_agent_preferred(
     make_settings: Callable[..., Settings], sqlite_url: str
@@ -381,15 +398,8 @@ async def test_given_caller_answered_yesterday_then_repeat_priority_and_same_age
     from callcenter.pbxsim.fastagi_client import AgiCaller, FastAgiSession
     from callcenter.pbxsim.model import Channel
 
-    quiet = _traffic(start=MONDAY_9AM_SHANGHAI, calls_per_hour=0.0, max_calls=0)
-    async with build_services(
-        make_settings(database_url=sqlite_url), telephony=True, traffic=quiet
-    ) as services:
+    async with quiet_bridge(make_settings, sqlite_url) as services:
         tel = _tel(services)
-        await tel.wait_connected(5.0)
-        async with asyncio.timeout(5):
-            while not tel.live.agents:
-                await asyncio.sleep(0.02)
         city = tel.locator.locate("13805730001").city_code
         queue = f"city-{city}"
         seat = next(
@@ -505,15 +515,8 @@ async def test_given_seats_with_skills_then_routing_only_counts_matching_agents(
     from callcenter.db.models import Seat
     from callcenter.routing.engine import RoutingRequest
 
-    quiet = _traffic(start=MONDAY_9AM_SHANGHAI, calls_per_hour=0.0, max_calls=0)
-    async with build_services(
-        make_settings(database_url=sqlite_url), telephony=True, traffic=quiet
-    ) as services:
+    async with quiet_bridge(make_settings, sqlite_url) as services:
         tel = _tel(services)
-        await tel.wait_connected(5.0)
-        async with asyncio.timeout(5):
-            while not tel.live.agents:
-                await asyncio.sleep(0.02)
         hangzhou = [a for a in tel.live.agents if any(m.queue == "city-330100" for m in a.queues)]
         assert hangzhou and all(a.extension for a in hangzhou)
         async with services.sessionmaker() as s:
