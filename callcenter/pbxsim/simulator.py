@@ -63,6 +63,7 @@ class PbxSimulator:
         self.clock = clock or SimClock(start=traffic.start if traffic else None, speed=speed)
         self.model = model or hotline_lab(clock=self.clock.now)
         self.model.clock = self.clock.now
+        self._log_members_in()
         self.model.rng = random.Random(f"{seed}-ids") if seed is not None else None  # noqa: S311
         self.server = AmiServer(self.model, users=users, host=host, port=port)
         recorder = Recorder(recordings_dir, audio_dir) if recordings_dir is not None else None
@@ -75,6 +76,14 @@ class PbxSimulator:
         )
         install_actions(self.pbx)
         self.traffic = TrafficGenerator(self.pbx, traffic) if traffic is not None else None
+
+    def _log_members_in(self) -> None:
+        """Seats log in when the PBX starts, on its clock: a model built beforehand stamped
+        them with the wall clock, which would make two runs under one seed differ."""
+        login = int(self.clock.now())
+        for queue in self.model.queues.values():
+            for member in queue.members:
+                member.login_time = login
 
     @property
     def stats(self) -> TrafficStats:
