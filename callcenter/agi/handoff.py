@@ -1,11 +1,12 @@
-"""The ``ivr`` FastAGI script: main-menu choice → routing decision → channel variables.
+"""The routing step of the IVR: what the caller chose → routing decision → channel variables.
 
-The rendered dialplan runs ``AGI(agi://host:4573/ivr?city=<code>&node=<name>,<city>,<lang>)``
-and then ``Queue(${HOTLINE_QUEUE},t,,,${HOTLINE_OVERFLOW_AFTER})`` followed, when set, by
+The rendered dialplan runs the ``ivr`` FastAGI script and then
+``Queue(${HOTLINE_QUEUE},t,,,${HOTLINE_OVERFLOW_AFTER})`` followed, when set, by
 ``Queue(${HOTLINE_OVERFLOW_QUEUE})`` (the city → province overflow of trace 09).  So the
 platform's :class:`~callcenter.routing.RoutingEngine` decides, from live queue state, and
-Asterisk only carries the decision out.  The menu itself is a stand-in: the declarative IVR
-flows (ivr_flows/) replace :meth:`HandoffRoute.menu` and keep the routing step.
+Asterisk only carries the decision out.  The IVR flow engine (``ivr_flows``) calls
+:class:`RoutingStep` from its queue node; :func:`routing_only_route` is the whole script when no
+flow engine is wired in (a bare core, e.g. tooling that only needs routing).
 """
 
 from __future__ import annotations
@@ -16,20 +17,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from callcenter.agi.server import AgiRequest
+from callcenter.agi.server import AgiRequest, Route
 from callcenter.routing.engine import QueueSnapshot, RoutingDecision, RoutingEngine, RoutingRequest
 
 log = logging.getLogger(__name__)
-
-MENU_SERVICES = {
-    "1": "legal_consult",
-    "2": "legal_aid",
-    "3": "mediation",
-    "4": "notary",
-    "5": "complaint",
-    "0": "legal_consult",
-}
-"""The 12348 main menu: 1 法律咨询, 2 法律援助, 3 人民调解, 4 公证·鉴定·仲裁, 5 投诉建议, 0 人工."""
 
 DecisionSink = Callable[[str, str, RoutingDecision], None]
 
@@ -52,52 +43,69 @@ async def no_history(_number: str | None, _linkedid: str) -> CallerHistory:
     return CallerHistory()
 
 
+@dataclass(frozen=True, slots=True)
+class RouteFacts:
+    """What the IVR learnt about the caller, as the routing step needs it."""
+
+    service_type: str | None = None
+    language: str | None = None
+    """Channel language (``zh-CN``, ``en``, ``bo``); routing reads its first part."""
+    emergency: bool = False
+    extra_priority: int = 0
+    """Added to the routing priority (a flow's ``set priority``)."""
+
+
+async def linkedid_of(req: AgiRequest) -> str:
+    """The call's ``linkedid`` (its key in the calls table), else this channel's uniqueid."""
+    linkedid = await req.result_value("GET", "VARIABLE", "CHANNEL(linkedid)")
+    return linkedid or req.env.get("agi_uniqueid", "")
+
+
 @dataclass(slots=True)
-class HandoffRoute:
+class RoutingStep:
     engine: RoutingEngine
     snapshot: Callable[[], QueueSnapshot]
     now: Callable[[], datetime]
     on_decision: DecisionSink
     default_node: str
     history: History = no_history
-    menu_prompt: str = "hotline/main-menu"
-    menu_timeout_ms: int = 5000
 
-    async def __call__(self, req: AgiRequest) -> None:
-        await req.command("ANSWER")
-        digit = await self.menu(req)
-        service = MENU_SERVICES.get(digit, self.engine.rules.default_service_type)
-        await req.set_variable("IVR_CHOICE", digit or "0")
-        linkedid = await req.result_value("GET", "VARIABLE", "CHANNEL(linkedid)")
-        linkedid = linkedid or req.env.get("agi_uniqueid", "")
-        request = self._request(req, service)
+    def node_of(self, req: AgiRequest) -> str:
+        return req.query.get("node") or self.default_node
+
+    async def __call__(
+        self, req: AgiRequest, facts: RouteFacts, linkedid: str | None = None
+    ) -> RoutingDecision:
+        """Decide, set the queue variables on the channel, record the decision on the call."""
+        if linkedid is None:
+            linkedid = await linkedid_of(req)
+        request = self._request(req, facts)
         past = await self.history(request.caller, linkedid)
         request = dataclasses.replace(
             request,
-            repeat_caller=False,
             last_call_at=past.last_call_at,
             previous_agent=past.previous_agent,
             previous_agent_at=past.previous_agent_at,
         )
         decision = self.engine.decide(request, self.snapshot(), self.now())
+        if facts.extra_priority:
+            decision = dataclasses.replace(
+                decision, priority=decision.priority + facts.extra_priority
+            )
         await self._apply(req, decision)
-        node = req.query.get("node") or self.default_node
-        self.on_decision(node, linkedid, decision)
+        self.on_decision(self.node_of(req), linkedid, decision)
+        return decision
 
-    async def menu(self, req: AgiRequest) -> str:
-        """One DTMF key; no key (timeout) counts as 0 (人工, a person)."""
-        result = await req.command("GET", "DATA", self.menu_prompt, str(self.menu_timeout_ms), "1")
-        value = str(result.get("result", ("", ""))[0])
-        return value if value in MENU_SERVICES else ""
-
-    def _request(self, req: AgiRequest, service: str) -> RoutingRequest:
-        language = req.args[1] if len(req.args) > 1 else None
+    def _request(self, req: AgiRequest, facts: RouteFacts) -> RoutingRequest:
+        language = facts.language or (req.args[1] if len(req.args) > 1 else None)
+        trunk = req.query.get("trunk") or (req.args[0] if req.args else None)
         return RoutingRequest(
             caller=req.text("agi_callerid") or None,
             called=req.text("agi_dnid") or None,
-            trunk=req.query.get("trunk"),
-            service_type=service,
+            trunk=trunk,
+            service_type=facts.service_type,
             language=(language or "").split("-")[0] or None,
+            emergency=facts.emergency,
         )
 
     async def _apply(self, req: AgiRequest, decision: RoutingDecision) -> None:
@@ -111,3 +119,14 @@ class HandoffRoute:
             ("QUEUE_PRIO", str(decision.priority)),
         ):
             await req.set_variable(name, value)
+
+
+def routing_only_route(step: RoutingStep) -> Route:
+    """The ``ivr`` script without a flow: answer, route with the default service, queue."""
+
+    async def route(req: AgiRequest) -> None:
+        await req.command("ANSWER")
+        await step(req, RouteFacts())
+        await req.set_variable("HOTLINE_ACTION", "queue")
+
+    return route

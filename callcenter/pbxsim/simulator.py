@@ -10,15 +10,20 @@
 Without ``traffic`` it is a quiet PBX that still answers every action (Originate, Hangup,
 QueuePause...).  The AMI server's fault controls (drop, silence, restart, raw frames) are on
 :attr:`PbxSimulator.server`.
+
+:meth:`PbxSimulator.place_call` places one scripted caller through the dialplan contract (see
+:mod:`callcenter.pbxsim.scripts`), with or without generated traffic around it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from pathlib import Path
 
 from callcenter.pbxsim.ami_server import DEFAULT_USERS, AmiServer, AmiUser
 from callcenter.pbxsim.call_actions import CallActions
+from callcenter.pbxsim.callers import CallerIdentity
 from callcenter.pbxsim.channel_actions import ChannelActions
 from callcenter.pbxsim.clock import SimClock
 from callcenter.pbxsim.engine import Pbx
@@ -26,6 +31,7 @@ from callcenter.pbxsim.model import PbxModel, hotline_lab
 from callcenter.pbxsim.originate import OriginateActions
 from callcenter.pbxsim.queue_actions import QueueActions
 from callcenter.pbxsim.recordings import Recorder
+from callcenter.pbxsim.scripts import CallScript, PlacedCall
 from callcenter.pbxsim.steps import CallSteps, EventOptions
 from callcenter.pbxsim.traffic import TrafficGenerator
 from callcenter.pbxsim.workload import TrafficConfig, TrafficStats
@@ -76,6 +82,7 @@ class PbxSimulator:
         )
         install_actions(self.pbx)
         self.traffic = TrafficGenerator(self.pbx, traffic) if traffic is not None else None
+        self._placing: TrafficGenerator | None = None
 
     def _log_members_in(self) -> None:
         """Seats log in when the PBX starts, on its clock: a model built beforehand stamped
@@ -90,13 +97,60 @@ class PbxSimulator:
         """Per-city counters of the generated calls (empty without traffic)."""
         return self.traffic.stats if self.traffic is not None else TrafficStats()
 
-    async def start(self) -> int:
-        """Listen for AMI (returns the port), start the clock and the callers."""
+    def place_call(
+        self,
+        city_code: str,
+        caller_number: str,
+        caller_name: str = "",
+        script: CallScript | None = None,
+        *,
+        fastagi_url: str | None = None,
+    ) -> PlacedCall:
+        """Start one scripted inbound call on ``city_code``'s 12348 line; watch the result.
+
+        The FastAGI server is the traffic's ``fastagi_url``; a simulator without traffic needs
+        ``fastagi_url`` here (its seats then always answer, after ``answer_delay_s``).
+        Raises ValueError for a city without a line in the model or a missing URL.
+        """
+        who = CallerIdentity(caller_number, caller_name, None)
+        call = self._generator_for(fastagi_url).place(city_code, who, script or CallScript())
+        return PlacedCall(call)
+
+    def _generator_for(self, fastagi_url: str | None) -> TrafficGenerator:
+        if self.traffic is not None:
+            url = self.traffic.config.fastagi_url
+            if url is None or (fastagi_url is not None and fastagi_url != url):
+                raise ValueError(
+                    "place_call: this simulator's traffic runs without that FastAGI server; "
+                    "set TrafficConfig.fastagi_url instead"
+                )
+            return self.traffic
+        if fastagi_url is None and self._placing is None:
+            raise ValueError("place_call needs fastagi_url on a simulator without traffic")
+        if self._placing is None or (
+            fastagi_url is not None and self._placing.config.fastagi_url != fastagi_url
+        ):
+            config = TrafficConfig(calls_per_hour=0.0, speed=self.clock.speed, no_answer_share=0.0)
+            config = dataclasses.replace(config, fastagi_url=fastagi_url)
+            self._placing = TrafficGenerator(self.pbx, config)
+        return self._placing
+
+    async def start(self, *, callers: bool = True) -> int:
+        """Listen for AMI (returns the port), start the clock and the callers.
+
+        ``callers=False`` only listens: a test can connect its bridge first and then call
+        ``start_callers``, so no call lives and dies before anyone watches.
+        """
         port = await self.server.start()
+        if callers:
+            self.start_callers()
+        return port
+
+    def start_callers(self) -> None:
+        """Start the virtual clock and the call generator (idempotent)."""
         self.clock.start()
         if self.traffic is not None:
             self.traffic.start()
-        return port
 
     async def stop(self) -> None:
         """Stop the callers and the clock, close every AMI session."""

@@ -15,10 +15,11 @@ import itertools
 import logging
 import random
 
-from callcenter.pbxsim.callers import make_caller
+from callcenter.pbxsim.callers import CallerIdentity, make_caller
 from callcenter.pbxsim.engine import Pbx
 from callcenter.pbxsim.inbound import InboundCall, Line, TrafficContext
 from callcenter.pbxsim.queueing import SeatBoard
+from callcenter.pbxsim.scripts import CallScript
 from callcenter.pbxsim.workload import SERVICES, TrafficConfig, TrafficStats
 from callcenter.regions.provinces import ProvinceData, RegionEntry, load_province, province_file
 
@@ -108,7 +109,22 @@ class TrafficGenerator:
             landline_share=config.landline_share,
         )
         digit = self.rng.choices([s[0] for s in SERVICES], [s[3] for s in SERVICES])[0]
-        call = InboundCall(self.pbx, self.ctx, self._line(city), who, digit)
+        self._launch(InboundCall(self.pbx, self.ctx, self._line(city), who, digit))
+
+    def place(self, city_code: str, who: CallerIdentity, script: CallScript) -> InboundCall:
+        """Start one scripted call on ``city_code``'s line (outside the arrival processes)."""
+        city = next((c for c in self.cities if c.code == city_code), None)
+        if city is None:
+            known = ", ".join(c.code for c in self.cities) or "none"
+            raise ValueError(f"no 12348 line for city {city_code!r} in this PBX (lines: {known})")
+        if self._arrivals_open == 0 and self.stats.active == 0:
+            self._done.clear()
+        self.stats.city(city.code)
+        call = InboundCall(self.pbx, self.ctx, self._line(city), who, "0", script)
+        self._launch(call)
+        return call
+
+    def _launch(self, call: InboundCall) -> None:
         self._started += 1
         self.stats.active += 1
         self.live[call.caller.uniqueid] = call

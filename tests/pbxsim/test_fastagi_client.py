@@ -152,7 +152,7 @@ async def test_generated_callers_run_the_ivr_on_a_fastagi_server() -> None:
 
     app = fast_agi.Application()
     async with server(app.handler) as port:
-        app.add_route("ivr?city=330400", ivr)
+        app.add_route("ivr?entry=main", ivr)  # the dialplan contract's main entry
         config = TrafficConfig(
             seed=2,
             speed=None,

@@ -1,0 +1,1 @@
+"""IVR flows, engine and Asterisk configuration rendering."""
