@@ -9,9 +9,17 @@ it) is checked here, not deep inside the service.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Final, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from callcenter.privacy import mask_phone
 from ticketing.catalogue import Category, Channel, RequestType, Satisfaction, Urgency, label
@@ -66,19 +74,11 @@ class ActionBody(_Body):
 
 
 class DispatchBody(ActionBody):
-    """派单: to a user (agent), a handling unit, or both."""
+    """派单: to a user (agent), a handling unit (directory name or code, or an outside body's
+    name), or both; with neither, the assignment rules choose (see ``ticketing.assignment``)."""
 
     assignee_id: DbId | None = None
-    handling_unit: str | None = Field(
-        default=None, min_length=1, max_length=128, validate_default=True
-    )
-
-    @field_validator("handling_unit")
-    @classmethod
-    def _someone(cls, value: str | None, info: ValidationInfo) -> str | None:
-        if value is None and info.data.get("assignee_id") is None:
-            raise ValueError("name an assignee_id, a handling_unit, or both")
-        return value
+    handling_unit: str | None = Field(default=None, min_length=1, max_length=128)
 
 
 class ReassignBody(DispatchBody):
@@ -96,6 +96,33 @@ class ResolveBody(ActionBody):
 
 class VisitBody(ActionBody):
     satisfaction: Satisfaction
+
+
+class ReopenBody(ActionBody):
+    """重办: why (``reason``, required: checked by the service after scope, so a stranger gets
+    404 first) and, when a return visit found it, the caller's satisfaction."""
+
+    satisfaction: Satisfaction | None = None
+
+
+class AmendBody(ActionBody):
+    """补录修改: the fields to fill in or correct (at least one); the others stay as they are."""
+
+    content: LongText | None = None
+    answer: LongText | None = None
+    category: Category | None = None
+    request_type: RequestType | None = None
+    urgency: Urgency | None = None
+    green_channel: bool | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> Self:
+        if not self.model_fields_set & AMENDABLE:
+            raise ValueError(f"give at least one of: {', '.join(sorted(AMENDABLE))}")
+        return self
+
+
+AMENDABLE = frozenset({"content", "answer", "category", "request_type", "urgency", "green_channel"})
 
 
 class ExtensionBody(ActionBody):
@@ -117,7 +144,52 @@ ACTION_BODIES: dict[Action, type[ActionBody]] = {
     Action.REJECT_EXTENSION: ReasonRequired,
     Action.URGE: ActionBody,
     Action.SUPERVISE: ReasonRequired,
+    Action.REOPEN: ReopenBody,
+    Action.AMEND: AmendBody,
 }
+
+
+BATCH_LIMIT: Final = 200
+"""Most tickets per batch request: a list view's page, and a transaction short enough not to
+hold the region's number counter (see ``ticketing.numbers``) for long."""
+
+
+class TicketBatch(_Body):
+    """批量受理: tickets created together, all or none (e.g. forwarded by the 12345 platform)."""
+
+    tickets: list[TicketCreate] = Field(min_length=1, max_length=BATCH_LIMIT)
+
+
+class TicketList(BaseModel):
+    tickets: list[TicketOut]
+
+
+def batch_item_model(action: Action) -> type[_Body]:
+    """The body of ``POST /api/tickets/batch/{action}``: ``items``, each the action's own body
+    plus the ticket ``id``. Parsing it yields items that *are* the action's body model."""
+    return _BATCH_MODELS[action]
+
+
+def _batch_model(action: Action, body: type[ActionBody]) -> type[_Body]:
+    item = create_model(f"{body.__name__}Item", __base__=body, id=(DbId, ...))
+    items = (list[item], Field(min_length=1, max_length=BATCH_LIMIT))
+    return create_model(f"{action.value.title()}Batch", __base__=_Body, items=items)
+
+
+class BatchItemOut(BaseModel):
+    """One item's outcome: the ticket changed, or the error the single action would give."""
+
+    id: int
+    ok: bool
+    ticket: TicketOut | None = None
+    status: int | None = None
+    error: dict[str, Any] | None = None
+
+
+class BatchOut(BaseModel):
+    results: list[BatchItemOut]
+    succeeded: int
+    failed: int
 
 
 class TicketQuery(_Body):
@@ -247,3 +319,8 @@ class HistoryPage(BaseModel):
     ticket_id: int
     number: str
     items: list[HistoryOut]
+
+
+_BATCH_MODELS: Final = {
+    action: _batch_model(action, body) for action, body in ACTION_BODIES.items()
+}

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from types import MappingProxyType
+from typing import Any
 
 from callcenter.routing.calendar import SHANGHAI, is_working_day, local_time
 from ticketing.catalogue import Category, Urgency
+from ticketing.states import State
 
 _ONE_DAY = timedelta(days=1)
 
@@ -118,3 +120,31 @@ def extended(resolve_by: datetime, days: int, tz: tzinfo = SHANGHAI) -> datetime
     if days < 1:
         raise ValueError(f"an extension is at least one working day, got {days}")
     return add_working_days(resolve_by, days, tz)
+
+
+def opening_values(
+    now: datetime,
+    *,
+    category: Category,
+    urgency: Urgency,
+    green_channel: bool,
+    policy: SlaPolicy,
+    tz: tzinfo = SHANGHAI,
+) -> dict[str, Any]:
+    """The columns every new ticket starts with, however it is made (an agent's 受理, a call
+    answered by a seat): 受理 at version 1, its SLA clock from ``now``, nothing extended, urged
+    or supervised yet."""
+    due = deadlines(
+        now, category=category, urgency=urgency, green_channel=green_channel, policy=policy, tz=tz
+    )
+    return {
+        "state": State.ACCEPTED.value,
+        "version": 1,
+        "accept_by": due.accept_by.astimezone(UTC),
+        "resolve_by": due.resolve_by.astimezone(UTC),
+        "extended_days": 0,
+        "urge_count": 0,
+        "supervised": False,
+        "created_at": now,
+        "updated_at": now,
+    }

@@ -44,6 +44,14 @@ class Action(StrEnum):
     REJECT_EXTENSION = "reject_extension"
     URGE = "urge"
     SUPERVISE = "supervise"
+    # Written by the SLA scanner only (no user can take them; see ticketing.supervision).
+    SLA_YELLOW = "sla_yellow"
+    SLA_RED = "sla_red"
+    # 重办 after a dissatisfied return visit (ticketing.followup; migration 0004).
+    REOPEN = "reopen"
+    # 补录修改: fill in or correct what the caller asked and what was answered (migration 0007),
+    # e.g. the placeholder of a ticket made automatically for an answered call.
+    AMEND = "amend"
 
 
 STATE_LABELS: Final = MappingProxyType(
@@ -74,6 +82,10 @@ ACTION_LABELS: Final = MappingProxyType(
         Action.REJECT_EXTENSION: "延期驳回",
         Action.URGE: "催办",
         Action.SUPERVISE: "督办",
+        Action.SLA_YELLOW: "黄牌预警",
+        Action.SLA_RED: "红牌超时",
+        Action.REOPEN: "重办",
+        Action.AMEND: "补录修改",
     }
 )
 
@@ -105,6 +117,10 @@ TRANSITIONS: Final[MappingProxyType[Action, MappingProxyType[State, State]]] = M
             Action.REJECT_EXTENSION: _stay(*_WORKING),
             Action.URGE: _stay(*_HANDLING),
             Action.SUPERVISE: _stay(*_OPEN),
+            # 重办: back to the hotline, to be dispatched anew.
+            Action.REOPEN: {State.RESOLVED: State.ACCEPTED, State.VISITED: State.ACCEPTED},
+            # Only while the ticket is open: a closed one is corrected by 重办, not rewritten.
+            Action.AMEND: _stay(*_OPEN),
         }.items()
     }
 )
@@ -129,8 +145,14 @@ ACTION_ROLES: Final[MappingProxyType[Action, frozenset[Role]]] = MappingProxyTyp
         Action.REJECT_EXTENSION: _OVERSIGHT,
         Action.URGE: _DESK,
         Action.SUPERVISE: _OVERSIGHT,
+        Action.REOPEN: frozenset({Role.FOLLOWUP, Role.SUPERVISOR, Role.ADMIN}),
+        Action.AMEND: _DESK,
     }
 )
+
+# Actions taken one ticket at a time, never in a batch: 受理 has its own batch (POST
+# /api/tickets/batch), 督办 is a deliberate act with its own record, 补录修改 edits one ticket.
+SINGLE_ONLY: Final = frozenset({Action.CREATE, Action.SUPERVISE, Action.AMEND})
 
 # Actions only the ticket's assignee may take (admins excepted): the handler's own work.
 _ASSIGNEE_ONLY: Final = frozenset({Action.START, Action.REQUEST_EXTENSION})

@@ -9,7 +9,7 @@ bearer session through the auth service: the tickets API sees real authenticatio
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,15 +19,19 @@ import httpx
 import pytest
 import pytest_asyncio
 from fastapi import FastAPI
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 import ticketing.models  # noqa: F401  (the drift test compares every registered table)
 from callcenter.auth import services as auth
+from callcenter.db import migrate
 from callcenter.db.base import utcnow
-from callcenter.db.models import Role, User
-from callcenter.services import Services, build_services
+from callcenter.db.engine import make_engine, make_sessionmaker
+from callcenter.db.models import Role, Seat, User
+from callcenter.regions.provinces import load_province, province_file
+from callcenter.services import Services, build_services, seed_features
 from callcenter.settings import Settings
 from callcenter.web.app import create_app
+from tests.conftest import PgDatabases, seed_database
 from ticketing.http import get_clock
 from ticketing.models import Ticket, TicketHistory, TicketSequence
 
@@ -115,6 +119,17 @@ class TicketEnv:
         items: list[dict[str, Any]] = response.json()["items"]
         return items
 
+    async def waiting_on_locks(self) -> int:
+        """PostgreSQL sessions of this database blocked on a lock right now."""
+        async with self.services.engine.connect() as conn:
+            count = await conn.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            )
+            return int(count or 0)
+
     async def row_counts(self) -> tuple[int, int, int]:
         """Tickets, history rows and sequence total: 'nothing written' means all unchanged."""
         async with self.services.sessionmaker() as session:
@@ -155,3 +170,85 @@ async def tenv(open_tickets: OpenTickets, db_url: str) -> AsyncIterator[TicketEn
 async def pg_tenv(open_tickets: OpenTickets, pg_url: str) -> AsyncIterator[TicketEnv]:
     async with open_tickets(pg_url) as env:
         yield env
+
+
+# --- the unit directory: assignment tests (their own databases) ----------------------------------
+
+PROVINCE_DATA = load_province(province_file(PROVINCE))
+
+
+async def seed_units(url: str) -> str:
+    engine = make_engine(url)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            return await seed_features(session, PROVINCE_DATA)
+    finally:
+        await engine.dispose()
+
+
+async def own_pg_database(pg_databases: PgDatabases) -> str:
+    """A migrated, seeded PostgreSQL database of one module's own (dropped after the run)."""
+    url = await pg_databases.create()
+    await migrate.upgrade(url)
+    await seed_database(url)
+    return url
+
+
+@pytest_asyncio.fixture(scope="module")
+async def units_pg_url(pg_databases: PgDatabases) -> str:
+    url = await own_pg_database(pg_databases)
+    await seed_units(url)
+    return url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def units_url(request: pytest.FixtureRequest) -> str:
+    name = "sqlite_url" if request.param == "sqlite" else "units_pg_url"
+    return str(request.getfixturevalue(name))
+
+
+@pytest_asyncio.fixture
+async def aenv(open_tickets: OpenTickets, units_url: str) -> AsyncIterator[TicketEnv]:
+    await seed_units(units_url)  # idempotent: a no-op on the module's PostgreSQL database
+    async with open_tickets(units_url) as env:
+        yield env
+
+
+async def agent(
+    env: TicketEnv, region: str = CITY, skills: list[str] | None = None, *, seat: Sequence[str] = ()
+) -> Actor:
+    """An agent with skills on the user (``skills``) and/or on a bound seat (``seat``)."""
+    actor = await env.actor(Role.AGENT, region)
+    async with env.services.sessionmaker() as session:
+        user = await session.get(User, actor.user_id)
+        assert user is not None
+        user.skills = list(skills or [])
+        if seat:
+            ext = f"9{actor.user_id:07d}"
+            session.add(
+                Seat(
+                    extension=ext, name=ext, region_code=region, user_id=user.id, skills=list(seat)
+                )
+            )
+        await session.commit()
+    return actor
+
+
+async def give_load(env: TicketEnv, desk: Actor, to: Actor, count: int) -> None:
+    for _ in range(count):
+        tid = (await env.create(desk, category="legal_consultation", request_type="consultation"))[
+            "id"
+        ]
+        response = await env.act(desk, tid, "dispatch", {"assignee_id": to.user_id})
+        assert response.status_code == 200, response.text
+
+
+async def retire_other_agents(env: TicketEnv, keep: list[Actor]) -> None:
+    """The PostgreSQL database is shared by this module: earlier tests' agents must not
+    compete (deactivated agents are never eligible)."""
+    async with env.services.sessionmaker() as session:
+        users = (await session.scalars(select(User).where(User.role == "agent"))).all()
+        for user in users:
+            if user.id not in {a.user_id for a in keep}:
+                user.is_active = False
+        await session.commit()

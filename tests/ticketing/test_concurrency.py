@@ -25,17 +25,6 @@ async def _dispatched_to_unit(env: TicketEnv, agent: Actor) -> int:
     return tid
 
 
-async def _waiting_on_locks(env: TicketEnv) -> int:
-    async with env.services.engine.connect() as conn:
-        count = await conn.scalar(
-            text(
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            )
-        )
-        return int(count or 0)
-
-
 def _check_one_winner(responses: list[httpx.Response], claimers: list[Actor]) -> Actor:
     codes = sorted(r.status_code for r in responses)
     assert codes == [200] + [409] * (len(claimers) - 1), [r.text for r in responses]
@@ -56,7 +45,7 @@ async def test_given_both_claims_read_first_when_they_write_then_exactly_one_win
         await locker.execute(text("SELECT id FROM tickets WHERE id = :id FOR UPDATE"), {"id": tid})
         claims = [asyncio.create_task(env.act(a, tid, "sign")) for a in (first, second)]
         async with asyncio.timeout(10):
-            while await _waiting_on_locks(env) < 2:
+            while await env.waiting_on_locks() < 2:
                 await asyncio.sleep(0.01)
         await locker.rollback()
         responses = await asyncio.gather(*claims)

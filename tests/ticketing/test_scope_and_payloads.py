@@ -19,6 +19,7 @@ VALID_BODIES: dict[str, dict[str, Any]] = {
     "request_extension": {"days": 1, "reason": "x"},
     "reject_extension": {"reason": "x"},
     "supervise": {"reason": "x"},
+    "amend": {"content": "x"},
 }
 
 
@@ -163,7 +164,7 @@ async def test_given_a_bad_create_payload_then_400_names_the_field_and_nothing_i
     [
         ("return", None, "reason"),
         ("return", {"reason": "  "}, "reason"),
-        ("dispatch", {}, "handling_unit"),
+        ("dispatch", {"handling_unit": "司" * 129}, "handling_unit"),
         ("dispatch", {"assignee_id": 0}, "assignee_id"),
         ("dispatch", {"assignee_id": 999_999_999}, "assignee_id"),
         ("request_extension", {"days": 16, "reason": "x"}, "days"),
