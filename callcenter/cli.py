@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import click
 
-from callcenter.bus import BusError
+from callcenter.bus import BusError, EventBus
 from callcenter.db.engine import DatabaseUnavailable
 from callcenter.errors import DomainError
 from callcenter.regions.provinces import ProvinceDataError
 from callcenter.settings import ConfigError, Mode, Settings, load_settings
+from callcenter.speech.errors import SpeechError
 
 if TYPE_CHECKING:
     from callcenter.pbxsim.workload import TrafficConfig
@@ -27,7 +28,14 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 R = TypeVar("R")
 
-USER_ERRORS = (ConfigError, DatabaseUnavailable, BusError, ProvinceDataError, DomainError)
+USER_ERRORS = (
+    ConfigError,
+    DatabaseUnavailable,
+    BusError,
+    ProvinceDataError,
+    DomainError,
+    SpeechError,
+)
 
 
 class StartupError(Exception):
@@ -112,6 +120,7 @@ async def _seed(settings: Settings, path: Path) -> str:
     from callcenter.db.engine import make_engine, make_sessionmaker
     from callcenter.regions.provinces import load_province
     from callcenter.regions.seed import seed_province
+    from callcenter.services import seed_features
 
     data = load_province(path)
     engine = make_engine(settings.database_url)
@@ -119,12 +128,14 @@ async def _seed(settings: Settings, path: Path) -> str:
         await _require_head(engine.url.render_as_string(hide_password=False))
         async with make_sessionmaker(engine)() as session:
             result = await seed_province(session, data)
+            features_note = await seed_features(session, data)
             admin_note = await _ensure_first_admin(session, settings, data.province.code)
     finally:
         await engine.dispose()
     return (
         f"seeded {data.province.name} ({data.province.code}): {len(data.cities)} cities, "
-        f"{result.regions_added} regions and {result.queues_added} queues added{admin_note}"
+        f"{result.regions_added} regions and {result.queues_added} queues added"
+        f"{features_note}{admin_note}"
     )
 
 
@@ -179,6 +190,66 @@ async def _require_head(url: str) -> None:
             f"database is at revision {current or 'base'}, code expects {head}: "
             "run `callcenter migrate`"
         )
+
+
+# --------------------------------------------------------------------------- asterisk
+
+
+async def _render_asterisk(settings: Settings, province: str, out_dir: Path, force: bool) -> str:
+    from callcenter.db.engine import make_engine, make_sessionmaker, ping
+    from ivr_flows.errors import FlowError
+    from ivr_flows.render import (
+        describe,
+        flow_spec,
+        load_inventory,
+        render_asterisk,
+        write_rendered,
+    )
+    from ivr_flows.validator import DEFAULT_FLOW, load_flow
+
+    flow_file = settings.ivr_flow or DEFAULT_FLOW
+    try:
+        flow = load_flow(flow_file)
+    except FlowError as exc:
+        raise StartupError(f"CALLCENTER_IVR_FLOW: {flow_file} is invalid:\n{exc}") from None
+    spec = flow_spec(settings, flow.dialplan_settings())
+    engine = make_engine(settings.database_url)
+    try:
+        await ping(engine)
+        await _require_head(settings.database_url)
+        inventory = await load_inventory(make_sessionmaker(engine), province)
+    finally:
+        await engine.dispose()
+    files = render_asterisk(spec, inventory)
+    try:
+        written = write_rendered(files, out_dir, force=force)
+    except OSError as exc:
+        raise StartupError(f"cannot write to {out_dir}: {exc.strerror or exc}") from None
+    return describe(written, inventory, spec)
+
+
+@cli.command("render-asterisk")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory for extensions.conf, queues.conf and pjsip.conf.",
+)
+@click.option("--province", "code", help="Province code (default: CALLCENTER_PROVINCE_CODE).")
+@click.option("--force", is_flag=True, help="Also replace files not rendered by this command.")
+@handles_errors
+def render_asterisk_command(out_dir: Path, code: str | None, force: bool) -> None:
+    """Render the Asterisk dialplan, queues and seat endpoints from the database and the flow.
+
+    Transfer targets and queue announcements (virtual-hold offer, exit key) come from the
+    active IVR flow (CALLCENTER_IVR_FLOW), so the dialplan and the flow always agree.
+
+    Every name is checked before it reaches a file, the result is parsed back and checked
+    (every queue, context and transfer target exists), then each file is replaced atomically.
+    """
+    settings = _settings()
+    click.echo(_run(_render_asterisk(settings, code or settings.province_code, out_dir, force)))
 
 
 # --------------------------------------------------------------------------- users
@@ -284,12 +355,38 @@ def user_passwd(username: str, password_stdin: bool) -> None:
     from callcenter.auth.services import set_password
 
     password = _read_password(password_stdin)
+    settings = _settings()
 
     async def go(session: Any) -> None:
-        await set_password(session, username, password)
+        bus = await _revocation_bus(settings)
+        try:
+            await set_password(session, username, password, bus=bus)
+        finally:
+            if bus is not None:
+                await bus.close()
 
-    _run(_with_session(_settings(), go))
+    _run(_with_session(settings, go))
     click.echo(f"password of {username} changed; sessions ended")
+
+
+async def _revocation_bus(settings: Settings) -> EventBus | None:
+    """The shared bus, so running web processes drop the user's cached sessions at once.
+
+    Without Redis there is no bus another process can hear (their cache entries lapse within
+    CALLCENTER_AUTH_CACHE_SECONDS); an unreachable Redis must not stop a password reset.
+    """
+    from callcenter.bus import make_bus
+
+    if not settings.redis_url:
+        return None
+    bus = make_bus(settings)
+    try:
+        await bus.start()
+    except BusError as exc:
+        click.echo(f"warning: {exc}; other processes drop the old sessions within "
+                   f"{settings.auth_cache_seconds:g} s", err=True)  # fmt: skip
+        return None
+    return bus
 
 
 # --------------------------------------------------------------------------- config, serve
@@ -317,6 +414,12 @@ def check_config(connect: bool) -> None:
     settings = _settings()
     for line in describe_settings(settings):
         click.echo(line)
+    from callcenter.speech.loader import model_status
+
+    speech_ok, speech = model_status(settings)
+    click.echo(f"speech model: {speech}")
+    if not speech_ok:
+        _fail(f"speech model {speech}")
     if connect:
         from callcenter.services import build_services
 
@@ -357,6 +460,20 @@ def _graceful_server_class() -> type[Any]:
     return GracefulServer
 
 
+def _demo_callers(settings: Settings) -> dict[str, Any]:
+    """Simulated callers who answer the default IVR flow's menus (another flow: one key each)."""
+    from ivr_flows import demo_callers
+    from ivr_flows.validator import DEFAULT_FLOW
+
+    if settings.ivr_flow is not None and settings.ivr_flow.resolve() != DEFAULT_FLOW.resolve():
+        return {}
+    return {
+        "ivr_scripts": demo_callers.DEFAULT_FLOW_CALLERS,
+        "queue_exit_share": demo_callers.QUEUE_EXIT_SHARE,
+        "survey_share": demo_callers.SURVEY_SHARE,
+    }
+
+
 async def _serve(
     settings: Settings, host: str, port: int, traffic: TrafficConfig | None = None
 ) -> None:
@@ -368,7 +485,7 @@ async def _serve(
 
     configure_logging(settings.log_level, settings.log_json)
     await _require_head(settings.database_url)
-    async with build_services(settings, telephony=True, traffic=traffic) as services:
+    async with build_services(settings, telephony=True, traffic=traffic, jobs=True) as services:
         app = create_app(services=services)
         config = uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="on")
         ticker = None
@@ -452,7 +569,13 @@ def demo(
     traffic = None
     if settings.uses_simulator:
         start = next_working_morning(settings) if clock == "workday" else None
-        traffic = TrafficConfig(seed=seed_, speed=speed, calls_per_hour=calls_per_hour, start=start)
+        traffic = TrafficConfig(
+            seed=seed_,
+            speed=speed,
+            calls_per_hour=calls_per_hour,
+            start=start,
+            **_demo_callers(settings),
+        )
         when = "now" if start is None else _local(settings, start)
         click.echo(
             f"PBX simulator: {calls_per_hour:g} callers/hour per city at {speed:g}x speed, "
@@ -484,6 +607,45 @@ def _province_path(settings: Settings) -> Path:
     from callcenter.regions.provinces import province_file
 
     return province_file(settings.province_code)
+
+
+def _add_ivr_commands() -> None:
+    from ivr_flows.cli import ivr
+
+    cli.add_command(ivr)
+
+
+_add_ivr_commands()
+
+
+# --------------------------------------------------------------------------- background jobs
+
+
+@cli.command()
+@click.option("--burst", is_flag=True, help="Run the queued jobs, then exit.")
+@handles_errors
+def worker(burst: bool) -> None:
+    """Run background jobs (SLA scan…) from the Redis queue: the production job runner.
+
+    Needs CALLCENTER_REDIS_URL; without it the server runs the jobs itself (embedded mode).
+    """
+    _run(_worker(_settings(), burst))
+
+
+async def _worker(settings: Settings, burst: bool) -> None:
+    from callcenter.jobs.arq_worker import JobQueueUnavailable, make_worker, run_worker
+    from callcenter.logs import configure_logging
+    from callcenter.services import job_context, job_registry
+
+    configure_logging(settings.log_level, settings.log_json)
+    await _require_head(settings.database_url)
+    try:
+        runner = make_worker(
+            settings, job_registry(settings), lambda: job_context(settings), burst=burst
+        )
+        await run_worker(runner)
+    except JobQueueUnavailable as exc:
+        raise StartupError(str(exc)) from None
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 
 class DomainError(Exception):
@@ -45,6 +45,13 @@ class Conflict(DomainError):
 class InvalidInput(DomainError):
     error_id = "invalid-input"
     status_code = 400
+
+    @classmethod
+    def at(cls, field_name: str, message: str, *, why: str | None = None) -> Self:
+        """A 400 shaped like FastAPI's request-validation ones (``details.fields[].field`` and
+        ``.message``), so clients handle one error shape; ``why`` is the field's own message
+        when it differs from the headline."""
+        return cls(message, fields=[{"field": field_name, "message": why or message}])
 
 
 class RateLimited(DomainError):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import zoneinfo
+from datetime import time as dt_time
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
@@ -55,11 +56,19 @@ class Settings(BaseSettings):
     ami_nodes: str | None = None
     """Several Asterisk nodes: ``name=host:port,name2=host2:port`` (same AMI account on each)."""
     fastagi_bind: str = "127.0.0.1:4573"
+    fastagi_public: str | None = None
+    """HOST:PORT Asterisk connects to for FastAGI when it differs from the bind address."""
     http_host: str = "127.0.0.1"
     http_port: Annotated[int, Field(ge=0, le=65535)] = 8000
     data_dir: Path = Path("./data")
     recordings_dir: Path = Path("./data/recordings")
     vosk_model_path: Path | None = None
+    ivr_flow: Path | None = None
+    """The IVR flow file (its prompt catalogue beside it); unset: the packaged 12348 flow."""
+    speech_max_concurrency: Annotated[int, Field(ge=1, le=64)] = 2
+    """Decodes running at once (each uses one CPU core); more requests wait their turn."""
+    speech_max_audio_seconds: Annotated[float, Field(gt=0, le=24 * 3600)] = 4 * 3600.0
+    """Longer audio is refused with ``SpeechError`` (a hotline call rarely passes 2 hours)."""
     secret_key: SecretStr = SecretStr(DEV_SECRET)
     time_zone: str = "Asia/Shanghai"
     province_code: Annotated[str, Field(pattern=r"^\d{2}0000$")] = "330000"
@@ -69,7 +78,39 @@ class Settings(BaseSettings):
     login_max_failures: Annotated[int, Field(ge=1, le=100)] = 5
     login_lockout_minutes: Annotated[int, Field(ge=1, le=24 * 60)] = 15
     login_rate_per_minute: Annotated[int, Field(ge=1, le=10_000)] = 20
+    auth_cache_seconds: Annotated[float, Field(ge=0, le=60)] = 5.0
+    """How long a resolved session is reused without reading it again (0: every request reads
+    it); logout and password changes evict it at once, in every worker sharing the bus."""
     metrics_token: SecretStr | None = None
+    max_body_bytes: Annotated[int, Field(ge=1024, le=1024**3)] = 16 * 1024**2
+    """Largest request body accepted (413 beyond): a full batch of 200 tickets with the
+    longest content and answer fits; anything bigger is refused before it is buffered."""
+    # Follow-up desk (回访/回拨, ticketing.followup) and repeat calls (ticketing.repeats).
+    followup_consultation_share: Annotated[float, Field(ge=0, le=1)] = 0.30
+    """Share of non-mandatory closed tickets (consultations…) that get a return visit."""
+    followup_calling_opens: dt_time = dt_time(8, 0)
+    followup_calling_closes: dt_time = dt_time(21, 0)
+    """Calling hours (local time): nobody is called back outside them."""
+    followup_max_attempts: Annotated[int, Field(ge=1, le=10)] = 3
+    followup_retry_minutes: Annotated[int, Field(ge=5, le=24 * 60)] = 120
+    repeat_window_days: Annotated[int, Field(ge=0, le=365)] = 30
+    """A ticket closed this recently still catches repeat calls (0: no linking)."""
+    call_tickets: bool = True
+    """Create a ticket for every call a seat answers (ticketing.from_calls)."""
+    # Assignment rules and SLA supervision (ticketing.assignment, ticketing.supervision).
+    assignment_rules: Path | None = None
+    """The assignment rule file; unset: the packaged ``ticketing/data/assignment.default.yaml``."""
+    sla_scan_minutes: Annotated[int, Field(ge=1, le=60)] = 1
+    """How often the SLA scanner issues yellow/red cards (divides an hour for the cron job)."""
+    sla_yellow_hours: Annotated[float, Field(gt=0, le=24 * 15)] = 24.0
+    """Yellow card at most this much working time before a deadline (and at 25 % left)."""
+
+    @field_validator("sla_scan_minutes")
+    @classmethod
+    def _divides_hour(cls, value: int) -> int:
+        if 60 % value:
+            raise ValueError("must divide 60 (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30 or 60)")
+        return value
 
     @field_validator("database_url")
     @classmethod
@@ -85,6 +126,12 @@ class Settings(BaseSettings):
         if not value.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
             raise ValueError("must be a postgresql:// or sqlite:/// URL")
         return value
+
+    @field_validator("vosk_model_path", mode="before")
+    @classmethod
+    def _empty_model_path(cls, value: Any) -> Any:
+        """An empty variable means unset, not the current directory."""
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("redis_url")
     @classmethod
@@ -107,6 +154,16 @@ class Settings(BaseSettings):
     @classmethod
     def _check_bind(cls, value: str) -> str:
         _host_port(value)
+        return value
+
+    @field_validator("fastagi_public")
+    @classmethod
+    def _check_public(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        host, _ = _host_port(value)
+        if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?", host):
+            raise ValueError(f"expected HOST:PORT with a host name or IPv4 address, got {value!r}")
         return value
 
     @field_validator("time_zone")
@@ -132,6 +189,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"{ENV_PREFIX}AMI_USERNAME and {ENV_PREFIX}AMI_SECRET are required "
                 f"when {ENV_PREFIX}AMI_HOST or {ENV_PREFIX}AMI_NODES is set"
+            )
+        if self.followup_calling_opens >= self.followup_calling_closes:
+            raise ValueError(
+                f"{ENV_PREFIX}FOLLOWUP_CALLING_OPENS must be before "
+                f"{ENV_PREFIX}FOLLOWUP_CALLING_CLOSES"
             )
         if self.mode is Mode.PRODUCTION:
             secret = self.secret_key.get_secret_value()

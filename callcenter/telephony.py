@@ -24,8 +24,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from callcenter.agi.handoff import CallerHistory, HandoffRoute
-from callcenter.agi.server import AgiServer
+from callcenter.agi.handoff import CallerHistory, RoutingStep, routing_only_route
+from callcenter.agi.server import AgiServer, Route
 from callcenter.ami.actions import AmiActions
 from callcenter.ami.client import AmiClient, AmiNodeConfig
 from callcenter.ami.codec import Frame
@@ -69,6 +69,11 @@ class Node:
     actions: AmiActions
 
 
+IvrFactory = Callable[["Telephony", RoutingStep], Route]
+"""Builds the ``ivr`` FastAGI route (the flow engine) around the routing step; given by the
+composition root, since the core does not import ``ivr_flows``."""
+
+
 @dataclass(slots=True)
 class Telephony:
     """Owns the simulator (embedded mode), the AMI nodes, live state and the call recorder."""
@@ -90,6 +95,10 @@ class Telephony:
     _pending_routing: OrderedDict[tuple[str, str], RoutingDecision] = field(
         default_factory=OrderedDict
     )
+    ivr_factory: IvrFactory | None = None
+    _pending_ivr: OrderedDict[tuple[str, str], tuple[tuple[str, ...], str]] = field(
+        default_factory=OrderedDict
+    )
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -101,6 +110,7 @@ class Telephony:
         sessionmaker: async_sessionmaker[AsyncSession],
         *,
         traffic: TrafficConfig | None = None,
+        ivr: IvrFactory | None = None,
     ) -> Telephony:
         province = load_province(province_file(settings.province_code))
         rules = load_default_rules(province)
@@ -116,6 +126,7 @@ class Telephony:
         await recorder.start()
         engine = RoutingEngine(rules, province, settings.tz)
         tel = cls(settings, live, recorder, province, locator, engine, sessionmaker)
+        tel.ivr_factory = ivr
         try:
             await tel.load_seat_skills()
             await tel._start_agi()
@@ -155,19 +166,22 @@ class Telephony:
         if self.settings.uses_simulator:
             port = 0  # the embedded simulator is told the port; never clash with a real one
         self.agi = AgiServer()
-        self.agi.add_route(
-            "ivr",
-            HandoffRoute(
-                engine=self.engine,
-                snapshot=self.routing_snapshot,
-                now=self._now,
-                on_decision=self.record_decision,
-                default_node=SIMULATOR_NODE if self.settings.uses_simulator else "",
-                history=self.caller_history,
-            ),
+        step = RoutingStep(
+            engine=self.engine,
+            snapshot=self.routing_snapshot,
+            now=self._now,
+            on_decision=self.record_decision,
+            default_node=SIMULATOR_NODE if self.settings.uses_simulator else "",
+            history=self.caller_history,
         )
+        route = self.ivr_factory(self, step) if self.ivr_factory else routing_only_route(step)
+        self.agi.add_route("ivr", route)
         self.agi_port = await self.agi.start(host, port)
         log.info("FastAGI listening on %s:%d", host, self.agi_port)
+
+    def now(self) -> datetime:
+        """The platform's clock for call logic (the simulator's in embedded mode)."""
+        return self._now()
 
     def _now(self) -> datetime:
         """Routing time: the simulator's virtual clock in the demo, else the real one."""
@@ -266,6 +280,17 @@ class Telephony:
         while len(self._pending_routing) > 10_000:  # calls the bridge never saw
             self._pending_routing.popitem(last=False)
 
+    def record_ivr(self, node: str, linkedid: str, path: tuple[str, ...], language: str) -> None:
+        """Store the IVR path and language on the call, once the bridge has seen the call."""
+        if not node and len(self.nodes) == 1:
+            node = next(iter(self.nodes))
+        if self.live.call(node, linkedid) is not None:
+            self.recorder.record_ivr_path(node, linkedid, path, language)
+            return
+        self._pending_ivr[(node, linkedid)] = (path, language)
+        while len(self._pending_ivr) > 10_000:
+            self._pending_ivr.popitem(last=False)
+
     def _store_decision(self, node: str, linkedid: str, decision: RoutingDecision) -> None:
         record = decision.to_record()
         self.recorder.record_routing(node, linkedid, [record], decision.service_type)
@@ -302,6 +327,9 @@ class Telephony:
                 pending = self._pending_routing.pop((node_name, event.linkedid), None)
                 if pending is not None:
                     self._store_decision(node_name, event.linkedid, pending)
+                ivr = self._pending_ivr.pop((node_name, event.linkedid), None)
+                if ivr is not None:
+                    self.recorder.record_ivr_path(node_name, event.linkedid, *ivr)
 
     async def _on_connected(self, node_name: str) -> None:
         node = self.nodes[node_name]

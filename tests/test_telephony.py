@@ -10,6 +10,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -45,7 +46,10 @@ async def running(
     make_settings: Callable[..., Settings], sqlite_url: str
 ) -> AsyncIterator[Services]:
     settings = make_settings(database_url=sqlite_url)
-    async with build_services(settings, telephony=True, traffic=_traffic()) as services:
+    # A working morning: the IVR's after-hours branch (callback offer) would shorten calls on
+    # a weekend or at night and make the fault tests depend on the day they run.
+    traffic = _traffic(start=MONDAY_9AM_SHANGHAI)
+    async with build_services(settings, telephony=True, traffic=traffic) as services:
         assert services.telephony is not None
         await services.telephony.wait_connected(5.0)
         yield services
@@ -120,34 +124,59 @@ class Lifetimes:
 
 
 async def _assert_observable_calls_recorded_once(
-    services: Services, lifetimes: Lifetimes, gaps: list[tuple[float, float]]
+    services: Services, lifetimes: Lifetimes, gaps: list[Gap]
 ) -> None:
     tel = _tel(services)
     assert tel.simulator is not None
     offered = tel.simulator.stats.total().offered
-    never_seen = lifetimes.inside(gaps)  # no event of theirs was ever sent to the bridge
-    maybe_seen = lifetimes.inside(gaps, margin=Lifetimes.IN_FLIGHT_S) - never_seen
+    # No event of theirs was ever sent to the bridge: born and gone while it was cut off.
+    never_seen = lifetimes.inside([(g.start, g.connected) for g in gaps])
+    # Born while cut off and gone before the resync read the PBX's channels (only their
+    # Hangup reached the bridge), or with events still in flight at the cut.
+    maybe_seen = (
+        lifetimes.inside([(g.start, g.resynced) for g in gaps], margin=Lifetimes.IN_FLIGHT_S)
+        - never_seen
+    )
     total, distinct, open_ = await _rows(services)
     async with services.sessionmaker() as s:
         recorded = set((await s.execute(select(Call.linkedid))).scalars())
     born = set(lifetimes.born)
     assert offered == 60 and len(born) == 60
-    assert len(born - never_seen) >= offered // 3, "most calls must have been observable"
-    assert born - never_seen - maybe_seen <= recorded  # nothing observable lost
+    # Sanity only (the test must look at real calls): on a loaded machine a reconnect takes
+    # longer and more calls live and die unseen; 18 of 60 were observable in the worst run.
+    assert len(born - never_seen) >= offered // 6, "too few calls were observable to judge"
+    lost = born - never_seen - maybe_seen - recorded
+    when = {u: (lifetimes.born[u], lifetimes.died.get(u)) for u in lost}
+    assert not lost, f"observable calls not recorded (born, died): {when}; gaps {gaps}"
     assert recorded <= born - never_seen  # nothing invented
     assert (total, distinct, open_) == (len(recorded), len(recorded), 0)
     assert tel.live.calls == []
 
 
-async def _gap(services: Services, cut: Callable[[], Any], connects: int) -> tuple[float, float]:
-    """Cut the AMI link; return (cut, reconnected-and-resynced) in monotonic time."""
+@dataclass(frozen=True)
+class Gap:
+    """One AMI outage in monotonic time: cut, logged in again, resync finished."""
+
+    start: float
+    connected: float
+    resynced: float
+
+
+async def _gap(services: Services, cut: Callable[[], Any], connects: int) -> Gap:
+    """Cut the AMI link and wait until the bridge is back and has resynced."""
     client = next(iter(_tel(services).nodes.values())).client
     start = time.monotonic()
     await cut()
     async with asyncio.timeout(10):
-        while client.status["connects"] < connects:
-            await asyncio.sleep(0.005)
-    return start, time.monotonic()
+        while client.connected.is_set() or client.status["connects"] < connects - 1:
+            await asyncio.sleep(0.005)  # the bridge noticed the cut
+        # Woken as the login completes, before the resync's channel list can be answered:
+        # a call that died before this instant was gone when the PBX listed its channels.
+        await client.connected.wait()
+    connected = time.monotonic()
+    assert client.status["connects"] == connects
+    await client.drain()  # returns once the resync that follows the login is done
+    return Gap(start, connected, time.monotonic())
 
 
 @pytest.mark.slow
@@ -238,7 +267,12 @@ async def test_readiness_and_live_api_follow_the_bridge(running: Services) -> No
 async def test_given_two_asterisk_nodes_then_both_followed_and_ids_kept_apart(
     make_settings: Callable[..., Settings], sqlite_url: str
 ) -> None:
-    """Two nodes with the same seed produce the same Uniqueids: still two sets of calls."""
+    """Two nodes with the same seed and start produce colliding Uniqueids: still two sets of calls.
+
+    The simulators run paced against real time, so an id minted while answering an action
+    may land in the next virtual second on one node and not the other; the test needs many
+    collisions, not identical sets.
+    """
     from callcenter.pbxsim.ami_server import DEFAULT_USERS
     from callcenter.pbxsim.province import province_model
     from callcenter.pbxsim.simulator import PbxSimulator
@@ -246,10 +280,13 @@ async def test_given_two_asterisk_nodes_then_both_followed_and_ids_kept_apart(
 
     province = load_province(province_file("330000"))
     sims = [
-        PbxSimulator(model=province_model(province), traffic=_traffic(max_calls=20))
+        PbxSimulator(
+            model=province_model(province),
+            traffic=_traffic(max_calls=20, start=MONDAY_9AM_SHANGHAI),
+        )
         for _ in range(2)
     ]
-    ports = [await sim.start() for sim in sims]
+    ports = [await sim.start(callers=False) for sim in sims]
     user = DEFAULT_USERS[0]
     settings = make_settings(
         database_url=sqlite_url,
@@ -262,6 +299,10 @@ async def test_given_two_asterisk_nodes_then_both_followed_and_ids_kept_apart(
             tel = services.telephony
             assert tel is not None and set(tel.nodes) == {"js1", "js2"}
             await tel.wait_connected(5.0)
+            for node in tel.nodes.values():
+                await node.client.drain()  # logged in and resynced: every call will be seen
+            for sim in sims:
+                sim.start_callers()
             for sim in sims:
                 assert sim.traffic is not None
                 await asyncio.wait_for(sim.traffic.wait_finished(), 60)
@@ -272,7 +313,8 @@ async def test_given_two_asterisk_nodes_then_both_followed_and_ids_kept_apart(
                 rows = (await s.execute(select(Call.node, Call.linkedid))).all()
             by_node = {n: {lid for node, lid in rows if node == n} for n in ("js1", "js2")}
             assert len(by_node["js1"]) == 20 and len(by_node["js2"]) == 20
-            assert by_node["js1"] == by_node["js2"]  # same ids, kept apart by node
+            shared = by_node["js1"] & by_node["js2"]
+            assert len(shared) >= 15  # the same ids on both nodes, kept apart by node
             assert len(rows) == 40
             assert (await services.readiness.report())[0] is True
     finally:
@@ -329,7 +371,11 @@ async def test_given_sunday_then_routing_engine_sends_everyone_to_the_duty_queue
 ) -> None:
     _, calls = await _routed_calls(make_settings, sqlite_url, SUNDAY_9AM_SHANGHAI)
     routed = [c for c in calls if c.routing]
-    assert len(routed) >= 25 and all(c.routing[0]["queue"] == "province-duty" for c in routed)
+    # The IVR offers a callback after hours (key 1): those callers book one and hang up.
+    booked = {c.linkedid for c in calls if "after_hours_callback:booked" in c.ivr_path}
+    assert booked and len(routed) + len(booked) >= 25
+    assert not booked & {c.linkedid for c in routed}
+    assert all(c.routing[0]["queue"] == "province-duty" for c in routed)
     assert any(r["code"] == "after-hours" for r in routed[0].routing[0]["reasons"])
     assert {c.queue_name for c in calls if c.queue_name} == {"province-duty"}
 
@@ -338,12 +384,29 @@ _PHASE_TO_STATES = {"ivr": {"ivr"}, "queue": {"queued", "ringing"}, "talk": {"ta
 """The simulator's call phases and the live states each may show (a seat rings while queued)."""
 
 
+@pytest_asyncio.fixture
+async def long_calls(
+    make_settings: Callable[..., Settings], sqlite_url: str
+) -> AsyncIterator[Services]:
+    """Calls that outlive a PBX restart and its reconnect backoff (up to a few wall seconds,
+    i.e. minutes of simulated time at 60x), so some are still in progress to compare."""
+    settings = make_settings(database_url=sqlite_url)
+    traffic = _traffic(
+        start=MONDAY_9AM_SHANGHAI, max_calls=30, talk_s=(240.0, 480.0), patience_s=(240.0, 480.0)
+    )
+    async with build_services(settings, telephony=True, traffic=traffic) as services:
+        assert services.telephony is not None
+        await services.telephony.wait_connected(5.0)
+        yield services
+
+
 @pytest.mark.slow
 async def test_given_pbx_restarted_then_live_state_matches_the_frozen_pbx(
-    running: Services,
+    long_calls: Services,
 ) -> None:
     """After reconnect + resync, the platform sees exactly the calls the PBX has, in the same
     phase (compared with simulated time frozen, so nothing moves during the comparison)."""
+    running = long_calls
     tel = _tel(running)
     sim = tel.simulator
     assert sim is not None and sim.traffic is not None

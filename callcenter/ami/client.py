@@ -403,7 +403,11 @@ class AmiClient:
                 self._queue.task_done()
 
     async def drain(self) -> None:
-        """Wait until every event received so far has been handled (tests, resync)."""
+        """Wait until every event received so far has been handled (tests, resync), and any
+        resync in progress has finished: it runs under the apply lock from the moment a
+        connection counts in ``connects``, possibly with no event queued behind it."""
+        async with self._apply_lock:
+            pass
         await self._queue.join()
 
     # ------------------------------------------------------------------ actions

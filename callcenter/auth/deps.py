@@ -15,11 +15,13 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from callcenter.auth.cache import PrincipalCache
 from callcenter.auth.passwords import Passwords, default_passwords
 from callcenter.auth.principal import AuthKind, Principal
 from callcenter.auth.services import CsrfFailed, resolve
 from callcenter.db.models import Role
 from callcenter.errors import NotAuthenticated, PermissionDenied
+from callcenter.services import Services
 from callcenter.web.deps import SessionDep
 
 COOKIE_NAME = "cc_session"
@@ -45,21 +47,37 @@ async def get_principal(
     request: Request, session: SessionDep, bearer: BearerDep, cookie: CookieDep
 ) -> Principal:
     """Resolve the caller or raise 401; cookie sessions also pass the CSRF check."""
+    cache = principal_cache(request)
     if bearer is not None:
-        return await _resolve_as(session, bearer.credentials, "bearer")
+        return await _resolve_as(session, bearer.credentials, "bearer", cache)
     if "authorization" in request.headers:
         raise NotAuthenticated("the Authorization header must be 'Bearer <token>'")
     if cookie is None:
         raise NotAuthenticated("not logged in")
-    principal = await _resolve_as(session, cookie, "cookie")
+    principal = await _resolve_as(session, cookie, "cookie", cache)
     if request.method not in SAFE_METHODS:
         check_csrf(principal, request.headers.get(CSRF_HEADER))
     return principal
 
 
-async def _resolve_as(session: AsyncSession, token: str, transport: AuthKind) -> Principal:
+def principal_cache(request: Request) -> PrincipalCache:
+    """The app's cache of resolved sessions: one per app, made on first use with the TTL of
+    ``CALLCENTER_AUTH_CACHE_SECONDS`` and following the bus's revocation notices (see
+    ``callcenter.auth.cache``); a cache put in ``app.state.principal_cache`` is used as is."""
+    cache: PrincipalCache | None = getattr(request.app.state, "principal_cache", None)
+    if cache is None:
+        services: Services = request.app.state.services
+        cache = PrincipalCache(ttl_s=services.settings.auth_cache_seconds)
+        cache.follow(services.bus)
+        request.app.state.principal_cache = cache
+    return cache
+
+
+async def _resolve_as(
+    session: AsyncSession, token: str, transport: AuthKind, cache: PrincipalCache
+) -> Principal:
     """A cookie token replayed as a bearer token would skip the CSRF check: refuse it."""
-    principal = await resolve(session, token)
+    principal = await resolve(session, token, cache=cache)
     if principal.auth_kind != transport:
         raise NotAuthenticated(f"this token is not valid as a {transport} credential")
     return principal

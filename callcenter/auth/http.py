@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from callcenter.auth import services as auth
-from callcenter.auth.deps import COOKIE_NAME, CurrentUser, PasswordsDep
+from callcenter.auth.cache import announce
+from callcenter.auth.deps import COOKIE_NAME, CurrentUser, PasswordsDep, principal_cache
 from callcenter.auth.principal import AuthKind
 from callcenter.auth.schemas import (
     BrowserLoginOut,
@@ -60,9 +61,15 @@ async def login(
 
 @router.post("/logout")
 async def logout(
-    principal: CurrentUser, response: Response, session: SessionDep, services: ServicesDep
+    principal: CurrentUser,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    services: ServicesDep,
 ) -> LogoutOut:
     await auth.revoke(session, principal.session_hash)
+    principal_cache(request).discard(principal.session_hash)  # refused from the next request
+    await announce(services.bus, session_hash=principal.session_hash)  # and by other workers
     if principal.auth_kind == "cookie":
         _clear_cookie(response, services.settings)
     return LogoutOut()

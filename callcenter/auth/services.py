@@ -18,8 +18,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from callcenter.auth.cache import PrincipalCache, announce
 from callcenter.auth.passwords import Passwords, check_password_policy, default_passwords
 from callcenter.auth.principal import AuthKind, Principal
+from callcenter.bus import EventBus
 from callcenter.db.base import utcnow
 from callcenter.db.models import AuthSession, Region, Role, User
 from callcenter.errors import (
@@ -107,11 +109,13 @@ async def set_password(
     *,
     passwords: Passwords | None = None,
     now: datetime | None = None,
+    bus: EventBus | None = None,
 ) -> None:
     """Change the password, clear any lockout and end every session of that user.
 
     Revoking the sessions is the point of a password reset after a suspected compromise; and
-    clearing the lockout is how an admin gets a locked-out colleague back in.
+    clearing the lockout is how an admin gets a locked-out colleague back in. With ``bus``,
+    the other processes' session caches evict the user at once too (see ``auth.cache``).
     """
     now = now or utcnow()
     user = await session.scalar(select(User).where(User.username == username))
@@ -124,6 +128,7 @@ async def set_password(
     user.locked_until = None
     await _revoke_user_sessions(session, user.id, now)
     await session.commit()
+    await announce(bus, user_id=user.id)  # session caches here now, other processes via bus
     log.info("password changed: username=%r, all sessions revoked", username)
 
 
@@ -285,9 +290,32 @@ async def open_session(
     return token, auth
 
 
-async def resolve(session: AsyncSession, token: str, now: datetime | None = None) -> Principal:
-    """The principal behind a token; any doubt (unknown, expired, revoked, inactive) is a 401."""
+async def resolve(
+    session: AsyncSession,
+    token: str,
+    now: datetime | None = None,
+    cache: PrincipalCache | None = None,
+) -> Principal:
+    """The principal behind a token; any doubt (unknown, expired, revoked, inactive) is a 401.
+
+    With ``cache``, a session resolved in the last few seconds is not read again (see
+    ``callcenter.auth.cache``); failures are never cached.
+    """
+    read_at = None
+    if cache is not None:
+        cached = cache.get(hash_token(token))
+        if cached is not None:
+            return cached
+        read_at = cache.now()
     now = now or utcnow()
+    principal, expires_at = await _resolve(session, token, now)
+    if cache is not None:
+        expires_in = (expires_at - now).total_seconds()
+        cache.put(principal.session_hash, principal, expires_in, read_at=read_at)
+    return principal
+
+
+async def _resolve(session: AsyncSession, token: str, now: datetime) -> tuple[Principal, datetime]:
     row = (
         await session.execute(
             select(AuthSession, User)
@@ -300,7 +328,7 @@ async def resolve(session: AsyncSession, token: str, now: datetime | None = None
     auth, user = row
     if auth.revoked_at is not None or auth.expires_at <= now or not user.is_active:
         raise NotAuthenticated("session expired or ended; please log in again")
-    return _principal(user, auth)
+    return _principal(user, auth), auth.expires_at
 
 
 async def revoke(session: AsyncSession, token_hash: str, now: datetime | None = None) -> None:

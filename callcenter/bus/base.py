@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, ClassVar, Final, Literal, Self
@@ -240,6 +240,15 @@ class EventBus(ABC):
         self._check_usable()
         await self._publish(channel, payload)
 
+    async def publish_many(self, messages: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+        """:meth:`publish` each (channel, data) in order, in one exchange with the backend
+        where it allows (a Redis pipeline): a batch of 200 ticket changes is one round trip.
+        Every message is checked before any is sent."""
+        encoded = [(validate_channel(channel), encode_payload(data)) for channel, data in messages]
+        self._check_usable()
+        if encoded:
+            await self._publish_many(encoded)
+
     def subscribe(self, *channels: str, maxsize: int = DEFAULT_MAXSIZE) -> Subscription:
         """Subscription to channels; a name containing ``*`` is a pattern (``*`` = any text).
 
@@ -282,6 +291,10 @@ class EventBus(ABC):
 
     @abstractmethod
     async def _publish(self, channel: str, payload: bytes) -> None: ...
+
+    async def _publish_many(self, messages: list[tuple[str, bytes]]) -> None:
+        for channel, payload in messages:
+            await self._publish(channel, payload)
 
     @abstractmethod
     def _subscription(self, channels: tuple[str, ...], maxsize: int) -> Subscription: ...

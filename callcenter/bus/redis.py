@@ -277,6 +277,16 @@ class RedisBus(EventBus):
         async with self._publish_lock:
             await self._publisher_client().publish(wire_channel, payload)
 
+    async def _publish_many(self, messages: list[tuple[str, bytes]]) -> None:
+        await self._guarded(self._pipeline_in_order(messages))
+
+    async def _pipeline_in_order(self, messages: list[tuple[str, bytes]]) -> None:
+        async with self._publish_lock:
+            pipe = self._publisher_client().pipeline(transaction=False)
+            for channel, payload in messages:
+                pipe.publish(self._wire_prefix + channel, payload)
+            await pipe.execute()
+
     async def _guarded(self, command: Awaitable[Any]) -> None:
         """One overall deadline (lock wait and retry included) and one error type.
 
@@ -297,13 +307,14 @@ class RedisBus(EventBus):
         # subscription listeners (retries=0) run their own reconnection loop.  The publisher's
         # single retry replaces a pooled connection that died with a Redis restart, at the
         # (accepted) risk of a duplicate if the connection broke after Redis got the PUBLISH.
-        return Redis.from_url(
+        client: Redis = Redis.from_url(
             self.url,
             socket_connect_timeout=self.connect_timeout,
             socket_timeout=self.timeout,
             retry=Retry(NoBackoff(), retries),
             client_name=f"callcenter-bus-{role}",
         )
+        return client
 
     def _publisher_client(self) -> Redis:
         if self._publisher is None:

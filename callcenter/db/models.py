@@ -151,6 +151,11 @@ class Call(Base):
     __table_args__ = (
         UniqueConstraint("node", "linkedid"),
         Index("ix_calls_region_offered", "caller_region_code", "offered_at"),
+        CheckConstraint(
+            "satisfaction IN ('very_satisfied', 'satisfied', 'basically_satisfied', "
+            "'dissatisfied', 'very_dissatisfied')",
+            name="satisfaction",
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -175,3 +180,5 @@ class Call(Base):
     hangup_cause: Mapped[str | None] = mapped_column(String(64))
     routing: Mapped[list[dict[str, Any]]] = mapped_column(default=list)
     notes: Mapped[str | None] = mapped_column(Text)
+    satisfaction: Mapped[str | None] = mapped_column(String(24))
+    """The caller's answer to the IVR survey after the seat hung up (ticketing's five levels)."""

@@ -201,6 +201,8 @@ class Locator:
     def _from_trunk(self, trunk: str | None, called: str | None) -> _Hit | None:
         for key, label in ((trunk, "中继"), (called, "被叫号码")):
             city = self._trunks.get(key) if key else None
+            if city is None and key is trunk and key in self._city_names:
+                city = key  # the dialplan names the trunk by its city (agi_arg_1, 330400)
             if city is not None:
                 return _Hit(city, f"{label} {key} → {self._city_names.get(city, city)}")
         return None

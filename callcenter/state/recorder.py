@@ -153,6 +153,12 @@ class CallRecorder:
         """Store why the call went where it went (after the call's row is queued)."""
         self._enqueue([SetRouting(node, linkedid, tuple(decisions), service_type)])
 
+    def record_ivr_path(
+        self, node: str, linkedid: str, path: tuple[str, ...], language: str | None
+    ) -> None:
+        """Store the IVR flow's path and the caller's language (after the call's row is queued)."""
+        self._enqueue([SetIvrPath(node, linkedid, path, language)])
+
     def record_resync(self, result: ResyncResult) -> None:
         """After a reconnect: rows for what happened meanwhile, and close calls that ended."""
         ops = [op for call in result.calls for op in snapshot_ops(call)]

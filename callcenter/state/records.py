@@ -172,9 +172,14 @@ class SetRouting(Op):
 @dataclass(frozen=True, slots=True)
 class SetIvrPath(Op):
     path: tuple[str, ...]
+    language: str | None = None
+    """The caller's language as the IVR flow set it (``zh-CN``, ``en``, ``bo``)."""
 
     def statement(self, dialect: str) -> Executable:
-        return update(Call).where(self._open_row()).values(ivr_path=[p[:32] for p in self.path])
+        values: dict[str, Any] = {"ivr_path": [p[:32] for p in self.path[:200]]}
+        if self.language:
+            values["language"] = self.language[:8]
+        return update(Call).where(self._open_row()).values(**values)
 
 
 @dataclass(frozen=True, slots=True)

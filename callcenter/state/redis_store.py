@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -98,12 +98,14 @@ class RedisLiveStore(LiveStore):
         found: set[tuple[Kind, str, str]] = set()
         for kind in KINDS:
             for region in await self._region_codes(kind):
-                keys = await self._redis.hkeys(self._hash(kind, region))
+                pending = self._redis.hkeys(self._hash(kind, region))
+                keys = await cast("Awaitable[list[Any]]", pending)
                 found.update((kind, region, k) for k in map(_str, keys) if k.startswith(prefix))
         return found
 
     async def _region_codes(self, kind: Kind) -> list[str]:
-        members = await self._redis.smembers(self._regions(kind))
+        pending = self._redis.smembers(self._regions(kind))
+        members = await cast("Awaitable[set[Any]]", pending)
         return sorted(map(_str, members))
 
     async def read(self, kind: Kind, accept: Accept) -> list[Item]:

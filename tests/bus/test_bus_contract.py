@@ -121,6 +121,32 @@ async def assert_redis_forgot_subscribers(bus: RedisBus, redis_url: str, *channe
     pytest.fail(f"Redis still delivers {channels} to the closed subscription")
 
 
+async def test_publish_many_delivers_in_order_like_single_publishes(bus: EventBus) -> None:
+    async with bus.subscribe("tickets.*") as sub, bus.subscribe("tickets.330400") as one:
+        await bus.publish("tickets.330400", {"n": -1})
+        batch = [(f"tickets.{330400 + n % 2}", {"n": n, "text": "批量"}) for n in range(300)]
+        await bus.publish_many(batch)
+        await bus.publish_many([])  # nothing to send is not an error
+        await bus.publish("tickets.330400", {"n": 300})
+        got = await drain(sub, 302)
+        assert [(m.channel, m.data["n"]) for m in got] == [
+            ("tickets.330400", -1),
+            *((c, d["n"]) for c, d in batch),
+            ("tickets.330400", 300),
+        ]
+        mine = await drain(one, 152)
+        assert [m.data["n"] for m in mine] == [-1, *range(0, 300, 2), 300]
+
+
+async def test_publish_many_checks_every_message_before_sending_any(bus: EventBus) -> None:
+    async with bus.subscribe("calls.*") as sub:
+        with pytest.raises(BusError):
+            await bus.publish_many([("calls.1", {"ok": 1}), ("calls.2", {"bad": object()})])
+        with pytest.raises(ValueError, match="channel"):  # as publish() refuses such a name
+            await bus.publish_many([("calls.1", {"ok": 1}), ("bad channel\r\n", {"ok": 2})])
+        await assert_silent(sub, 0.1)
+
+
 async def test_publish_without_subscribers(bus: EventBus) -> None:
     await bus.publish("nobody.listens", {"ok": True})
 

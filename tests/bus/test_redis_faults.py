@@ -119,6 +119,9 @@ async def test_publish_while_down_raises_then_recovers(
             await bus.publish("calls.330400", {"n": 1})
         assert ONE_LINE_UNREACHABLE.fullmatch(str(info.value)), str(info.value)
         with pytest.raises(BusUnavailable) as info:
+            await bus.publish_many([("calls.330400", {"n": 1}), ("calls.330400", {"n": 1})])
+        assert ONE_LINE_UNREACHABLE.fullmatch(str(info.value)), str(info.value)
+        with pytest.raises(BusUnavailable) as info:
             await bus.ping()
         assert ONE_LINE_UNREACHABLE.fullmatch(str(info.value)), str(info.value)
         with pytest.raises(BusUnavailable):
