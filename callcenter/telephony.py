@@ -150,7 +150,7 @@ class Telephony:
                 traffic=traffic,
                 recordings_dir=s.recordings_dir if traffic is not None else None,
             )
-            port = await self.simulator.start()
+            port = await self.simulator.start(callers=False)
             user = DEFAULT_USERS[0]
             return [AmiNodeConfig(SIMULATOR_NODE, "127.0.0.1", port, user.username, user.secret)]
         assert s.ami_username is not None and s.ami_secret is not None  # settings enforce it
@@ -333,13 +333,19 @@ class Telephony:
 
     async def _on_connected(self, node_name: str) -> None:
         node = self.nodes[node_name]
-        result = await rebuild_from_ami(
-            items_sender(node.client),
-            self.live,
-            node_name,
-            recorder=self.recorder,
-            normalizer=node.normalizer,
-        )
+        try:
+            result = await rebuild_from_ami(
+                items_sender(node.client),
+                self.live,
+                node_name,
+                recorder=self.recorder,
+                normalizer=node.normalizer,
+            )
+        finally:
+            if self.simulator is not None:
+                # Embedded callers start once the bridge watches: none lives and dies unseen
+                # however slowly this process started.
+                self.simulator.start_callers()
         log.info(
             "AMI node %s resynced: %d live calls, %d closed while disconnected",
             node_name,

@@ -172,3 +172,78 @@ def test_split_script() -> None:
         {"city": "330400", "node": "js-1"},
     )
     assert split_script("/ivr/") == ("ivr", {})
+
+
+# --- shutdown -------------------------------------------------------------------------------
+
+
+class Writer:
+    """A route that 'writes to the database' (waits on ``release``) and then talks to the PBX."""
+
+    def __init__(self) -> None:
+        self.started, self.release = asyncio.Event(), asyncio.Event()
+        self.outcome: list[str] = []
+
+    async def __call__(self, req: AgiRequest) -> None:
+        self.started.set()
+        try:
+            await self.release.wait()
+            self.outcome.append("written")
+            await req.command("ANSWER")
+            self.outcome.append("answered")
+        except AgiHangup:
+            self.outcome.append("hangup")
+            raise
+        except asyncio.CancelledError:
+            self.outcome.append("cancelled")
+            raise
+
+
+async def _open_session(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A peer that sends its environment and then says nothing more."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"agi_network: yes\nagi_network_script: ivr\nagi_channel: PJSIP/t-1\n\n")
+    await writer.drain()
+    return reader, writer
+
+
+async def test_given_a_route_mid_write_when_closing_then_it_waits_and_hangs_up() -> None:
+    server, route = AgiServer(command_timeout=30.0), Writer()
+    server.add_route("ivr", route)
+    port = await server.start("127.0.0.1", 0)
+    _, peer = await _open_session(port)
+    await asyncio.wait_for(route.started.wait(), 5)
+    closing = asyncio.create_task(server.close())
+    await asyncio.sleep(0.2)
+    assert not closing.done()  # the write in progress is not cut off
+    route.release.set()
+    await asyncio.wait_for(closing, 5)
+    assert route.outcome == ["written", "hangup"]  # then the closed session ends the route
+    peer.close()
+
+
+async def test_given_a_route_waiting_on_a_silent_peer_when_closing_then_it_ends_at_once() -> None:
+    server, route = AgiServer(command_timeout=30.0), Writer()
+    route.release.set()
+    server.add_route("ivr", route)
+    port = await server.start("127.0.0.1", 0)
+    reader, peer = await _open_session(port)
+    assert (await asyncio.wait_for(reader.readline(), 5)).startswith(b"ANSWER")
+    await asyncio.wait_for(server.close(), 2)  # well inside the 30 s command timeout
+    assert route.outcome == ["written", "hangup"]
+    assert await reader.read() == b""  # the PBX sees the session closed
+    peer.close()
+
+
+async def test_given_a_route_past_the_grace_when_closing_then_it_is_cancelled_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server, route = AgiServer(), Writer()
+    server.add_route("ivr", route)
+    port = await server.start("127.0.0.1", 0)
+    _, peer = await _open_session(port)
+    await asyncio.wait_for(route.started.wait(), 5)
+    await asyncio.wait_for(server.close(grace=0.2), 5)
+    assert route.outcome == ["cancelled"]
+    assert "still running after 0.2 s at shutdown: cancelled" in caplog.text
+    peer.close()

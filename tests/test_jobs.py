@@ -190,6 +190,64 @@ async def test_given_a_failing_job_then_it_is_counted_and_the_next_run_still_com
         await runner.run("nope")
 
 
+async def test_given_a_run_in_progress_when_closing_then_it_finishes_and_sleepers_stop_at_once(
+    jenv: TicketEnv,
+) -> None:
+    """Closing waits for a running job (a write cancelled mid-statement can leak its
+    connection) but not for a sleeping one, and cancels a run past the grace period."""
+    started, release = asyncio.Event(), asyncio.Event()
+    finished: list[str] = []
+
+    async def slow(context: JobContext, kwargs: Mapping[str, Any]) -> str:
+        started.set()
+        await release.wait()
+        finished.append("slow")
+        return "done"
+
+    async def quick(context: JobContext, kwargs: Mapping[str, Any]) -> str:
+        return "quick"
+
+    registry = JobRegistry(
+        (
+            Job("slow", slow, every=timedelta(hours=1)),
+            Job("quick", quick, every=timedelta(hours=1)),
+        )
+    )
+    runner = InProcessRunner(registry, context_of(jenv))
+    await runner.start()
+    await asyncio.wait_for(started.wait(), 5)
+    closing = asyncio.create_task(runner.close())
+    await asyncio.sleep(0.1)
+    assert not closing.done()  # still waiting for the run in progress
+    release.set()
+    await asyncio.wait_for(closing, 5)  # the hour-long sleep of "quick" did not hold it up
+    assert finished == ["slow"] and runner.stats["slow"].runs == 1
+    assert runner.stats["quick"].runs == 1
+
+
+async def test_given_a_run_past_the_grace_period_when_closing_then_it_is_cancelled(
+    jenv: TicketEnv, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import callcenter.jobs.inprocess as inprocess
+
+    monkeypatch.setattr(inprocess, "CLOSE_GRACE_S", 0.2)
+    started = asyncio.Event()
+
+    async def stuck(context: JobContext, kwargs: Mapping[str, Any]) -> str:
+        started.set()
+        await asyncio.Event().wait()
+        return "never"
+
+    runner = InProcessRunner(
+        JobRegistry((Job("stuck", stuck, every=timedelta(hours=1)),)), context_of(jenv)
+    )
+    await runner.start()
+    await asyncio.wait_for(started.wait(), 5)
+    await asyncio.wait_for(runner.close(), 5)
+    assert runner.stats["stuck"].runs == 0
+    assert "job:stuck still running after 0.2 s: cancelled" in caplog.text
+
+
 async def test_given_embedded_mode_then_the_server_runs_the_jobs_itself(
     make_settings: Callable[..., Settings], sqlite_url: str
 ) -> None:

@@ -25,7 +25,6 @@ through the ``amend`` action (补录修改). Repeat calls are linked like any ne
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from callcenter.aio import sleep_unless
 from callcenter.bus import EventBus
 from callcenter.bus.base import BusError, Subscription
 from callcenter.db.base import utcnow
@@ -264,12 +264,6 @@ class CallTicketer:
         self._tasks.clear()
         self._inflight.clear()
 
-    async def _pause(self, seconds: float) -> bool:
-        """Sleep, or return early (True) when closing."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), seconds)
-        return self._stopping.is_set()
-
     async def __aenter__(self) -> CallTicketer:
         await self.start()
         return self
@@ -300,7 +294,7 @@ class CallTicketer:
         """Wait for the recorder's row (it writes asynchronously), then make the ticket."""
         try:
             for delay in (0.0, *self.row_wait):
-                if await self._pause(delay):
+                if await sleep_unless(self._stopping, delay):
                     return None  # closing: the next start's sweep makes it
                 call_id = await self._answered_call(node, linkedid)
                 if call_id is not None:
@@ -358,4 +352,4 @@ class CallTicketer:
                 log.warning("call tickets: sweep failed: %s", exc)
             except Exception:
                 log.exception("call tickets: sweep failed")
-            await self._pause(self.sweep_every)
+            await sleep_unless(self._stopping, self.sweep_every)

@@ -31,6 +31,8 @@ from callcenter.ami.codec import display_text
 
 log = logging.getLogger(__name__)
 
+CLOSE_GRACE_S = 10.0
+"""How long shutdown waits for open sessions to end before cancelling them."""
 MAX_ENV_BYTES = 16 * 1024
 """A real environment block is < 1 KB (trace 06); anything far larger is not Asterisk."""
 MAX_LINE_BYTES = 8 * 1024
@@ -87,8 +89,12 @@ class AgiRequest:
             if _CONTROL.search(word):
                 raise AgiError(f"refused AGI command {words[0]!r}: control character in argument")
         line = " ".join(_quote(w) for w in words)
-        self.writer.write(line.encode("utf-8", "surrogateescape") + b"\n")
-        await self.writer.drain()
+        try:
+            self.writer.write(line.encode("utf-8", "surrogateescape") + b"\n")
+            await self.writer.drain()
+        except ConnectionError as exc:  # the socket is gone: for the route, a hang-up
+            self.hung_up = True
+            raise AgiHangup(f"AGI connection lost during {words[0]}: {exc}") from exc
         result = await self._result()
         self.log.append(f"{words[0]} -> {result.get('status_code', result.get('error'))}")
         if result.get("error") in ("AGIResultHangup", "AGIAppError"):
@@ -170,6 +176,7 @@ class AgiServer:
         self.sessions = 0
         self.failures = 0
         self._server: asyncio.Server | None = None
+        self._open: dict[asyncio.Task[Any], asyncio.StreamWriter] = {}
 
     def add_route(self, path: str, route: Route) -> None:
         if path in self.routes:
@@ -180,14 +187,34 @@ class AgiServer:
         self._server = await asyncio.start_server(self._handle, host, port)
         return int(self._server.sockets[0].getsockname()[1])
 
-    async def close(self) -> None:
+    async def close(self, grace: float = CLOSE_GRACE_S) -> None:
+        """Stop listening, hang up every open session and wait for its route to end.
+
+        Python 3.11's ``wait_closed`` does not wait for handlers; a route still running after
+        shutdown would write through a disposed engine (and leak the connection it opens).
+        Hanging up makes the route's next command fail; a database write in progress still
+        finishes. A route not done after ``grace`` seconds is cancelled (logged).
+        """
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
+        sessions = dict(self._open)
+        for writer in sessions.values():
+            writer.close()
+        if not sessions:
+            return
+        _, late = await asyncio.wait(sessions, timeout=grace)
+        for task in late:
+            log.error("FastAGI: a session still running after %g s at shutdown: cancelled", grace)
+            task.cancel()
+        await asyncio.gather(*sessions, return_exceptions=True)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.sessions += 1
+        task = asyncio.current_task()
+        if task is not None:
+            self._open[task] = writer
         try:
             await self._session(reader, writer)
         except AgiHangup as exc:
@@ -199,6 +226,8 @@ class AgiServer:
             self.failures += 1
             log.exception("FastAGI route crashed")
         finally:
+            if task is not None:
+                self._open.pop(task, None)
             writer.close()
             try:
                 await writer.wait_closed()

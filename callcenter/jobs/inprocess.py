@@ -2,24 +2,27 @@
 
 One task per periodic job: run, then sleep ``every``; a failing run is logged and counted and
 the next one comes on time (a bad minute must not stop supervision for the day). Closing
-cancels the tasks and waits for them, so a run in progress ends with its transaction rolled
-back rather than half-written.
+lets a run in progress finish (``CLOSE_GRACE_S`` at most) before cancelling: a database
+write cancelled mid-statement can leave its connection unclosed, and a cancelled run would
+roll back anyway, so waiting loses nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from callcenter.aio import sleep_unless
 from callcenter.db.base import utcnow
 from callcenter.jobs.registry import Job, JobContext, JobRegistry
 
 log = logging.getLogger(__name__)
+
+CLOSE_GRACE_S = 10.0
 
 
 @dataclass(slots=True)
@@ -38,6 +41,7 @@ class InProcessRunner:
     run_at_start: bool = True
     stats: dict[str, JobStats] = field(default_factory=dict)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def start(self) -> None:
         if self._tasks:
@@ -50,12 +54,21 @@ class InProcessRunner:
         log.info("background jobs in-process: %s", names)
 
     async def close(self) -> None:
+        """Stop the loops: sleeping ones at once, a run in progress when it ends (or after
+        ``CLOSE_GRACE_S``, logged, by cancelling it)."""
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
+        self._stopping.set()
+        if not tasks:
+            return
+        _, late = await asyncio.wait(tasks, timeout=CLOSE_GRACE_S)
+        for task in late:
+            log.error(
+                "background job %s still running after %g s: cancelled",
+                task.get_name(),
+                CLOSE_GRACE_S,
+            )
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def run(self, name: str, **kwargs: Any) -> str:
         """Run one job now and return its summary (errors propagate to the caller)."""
@@ -64,14 +77,15 @@ class InProcessRunner:
     async def _loop(self, job: Job) -> None:
         assert job.every is not None
         delay = job.every.total_seconds()
-        if not self.run_at_start:
-            await asyncio.sleep(delay)
-        while True:
+        if not self.run_at_start and await sleep_unless(self._stopping, delay):
+            return
+        while not self._stopping.is_set():
             try:
                 await self._run(job, {})
             except Exception:  # logged and counted; the next run comes on time
                 log.exception("background job %s failed", job.name)
-            await asyncio.sleep(delay)
+            if await sleep_unless(self._stopping, delay):
+                return
 
     async def _run(self, job: Job, kwargs: Mapping[str, Any]) -> str:
         stats = self.stats.setdefault(job.name, JobStats())

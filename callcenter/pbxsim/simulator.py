@@ -83,6 +83,7 @@ class PbxSimulator:
         install_actions(self.pbx)
         self.traffic = TrafficGenerator(self.pbx, traffic) if traffic is not None else None
         self._placing: TrafficGenerator | None = None
+        self._callers_started = False
 
     def _log_members_in(self) -> None:
         """Seats log in when the PBX starts, on its clock: a model built beforehand stamped
@@ -149,12 +150,15 @@ class PbxSimulator:
     def start_callers(self) -> None:
         """Start the virtual clock and the call generator (idempotent)."""
         self.clock.start()
-        if self.traffic is not None:
+        if self.traffic is not None and not self._callers_started:
+            self._callers_started = True
             self.traffic.start()
 
     async def stop(self) -> None:
         """Stop the callers and the clock, close every AMI session."""
         if self.traffic is not None:
             self.traffic.stop()
-        await self.clock.stop()
-        await self.server.close()
+        try:
+            await self.clock.stop()
+        finally:  # even when stopping the callers was interrupted: never leave the port open
+            await self.server.close()

@@ -308,3 +308,36 @@ async def test_generated_traffic_over_tcp_normalizes(traces: TraceLoader) -> Non
     assert normalizer.stats.untracked == normalizer.stats.inconsistent == 0
     ended = sum(any(isinstance(e, CallEnded) for e in h) for h in calls.values())
     assert ended == len(calls) == sim.stats.total().offered > 0
+
+
+async def test_given_callers_not_started_then_nothing_happens_until_start_callers() -> None:
+    """A bridge can log in first: no call lives and dies before anyone watches."""
+    config = TrafficConfig(seed=5, speed=None, calls_per_hour=3600.0, max_calls=3, start=START)
+    sim = PbxSimulator(model=province_model(PROVINCE), traffic=config)
+    await sim.start(callers=False)
+    try:
+        await asyncio.sleep(0.2)
+        assert sim.stats.total().offered == 0 and sim.clock.now() == START
+        sim.start_callers()
+        sim.start_callers()  # idempotent: one generator, not two
+        assert sim.traffic is not None
+        await asyncio.wait_for(sim.traffic.wait_finished(), 30)
+        assert sim.stats.total().offered == 3
+    finally:
+        await sim.stop()
+
+
+async def test_given_stopping_the_callers_hangs_then_the_ami_port_is_still_closed() -> None:
+    """Shutdown bounds each step; an interrupted stop must not leave the listener open."""
+    sim = PbxSimulator(model=province_model(PROVINCE))
+    port = await sim.start()
+
+    async def hang() -> None:
+        await asyncio.Event().wait()
+
+    sim.clock.stop = hang  # type: ignore[method-assign]
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.2):
+            await sim.stop()
+    with pytest.raises(OSError):
+        await asyncio.open_connection("127.0.0.1", port)
