@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from enum import StrEnum
-from typing import Any, Final
+from typing import Any, Final, Self
 
 from sqlalchemy import (
     BigInteger,
@@ -168,8 +168,18 @@ class StatsQuery:
             raise InvalidInput(fields[0]["message"], fields=fields)
 
 
+class _Counts:
+    """Counters that add up field by field (the 合计 row is the sum of the others)."""
+
+    __slots__: tuple[str, ...] = ()
+
+    def add(self, other: Self) -> None:
+        for name in self.__slots__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
 @dataclass(slots=True)
-class CallCounts:
+class CallCounts(_Counts):
     offered: int = 0
     answered: int = 0
     answered_within: int = 0
@@ -177,13 +187,9 @@ class CallCounts:
     talked: int = 0
     talk_us: int = 0
 
-    def add(self, other: CallCounts) -> None:
-        for name in self.__slots__:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-
 
 @dataclass(slots=True)
-class TicketCounts:
+class TicketCounts(_Counts):
     tickets: int = 0
     resolved_on_call: int = 0
     resolved: int = 0
@@ -191,10 +197,6 @@ class TicketCounts:
     visited: int = 0
     rated: int = 0
     satisfied: int = 0
-
-    def add(self, other: TicketCounts) -> None:
-        for name in self.__slots__:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
 def ratio(numerator: int, denominator: int) -> float | None:
